@@ -1,0 +1,284 @@
+//! The Listener: a dedicated connection that LISTENs on the schema's channel and turns
+//! notifications into `JobsAvailable` hints for the supervisor.
+//!
+//! bb8 cannot deliver notifications (it drives its connections itself and drops async
+//! messages), so the listener owns a plain tokio-postgres connection and reads
+//! `Connection::poll_message`. A notification is only a hint: the table is the truth,
+//! lanes also poll, and every (re)connect is followed by a catch-up claim, so a
+//! notification lost while the listener was down costs at most one poll interval.
+//!
+//! The connection is health-checked on an interval: a query under a timeout that also
+//! reads `pg_is_in_recovery()`, `transaction_read_only` and `pg_listening_channels()`.
+//! A connection that survived a failover onto a read-only server, or silently lost its
+//! subscription, fails the check and is replaced.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::StreamExt;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
+
+use crate::actor::supervisor::JobSupervisor;
+use crate::actor::LogLimiter;
+use crate::config::Settings;
+
+/// At most one hint without a priority is forwarded per this interval.
+const BARE_HINT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Work may be waiting; `priority` is the most urgent priority inserted, if known.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct JobsAvailable {
+    pub(crate) priority: Option<i16>,
+}
+
+/// The listener's connection came up (`up`) or went down (with the reason).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub(crate) struct ListenerChanged {
+    pub(crate) up: bool,
+    pub(crate) error: Option<String>,
+}
+
+/// From the connection pump: a notification, or the end of the connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Pumped {
+    Notification { epoch: u64, payload: String },
+    Closed { epoch: u64, reason: String },
+}
+
+/// Stop listening and stop the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopListener;
+
+pub(crate) struct Listener {
+    pg: tokio_postgres::Config,
+    channel: String,
+    settings: Arc<Settings>,
+    supervisor: Addr<JobSupervisor>,
+    client: Option<Arc<Client>>,
+    /// Increases with every connection, so messages about an old one are ignored.
+    epoch: u64,
+    connecting: bool,
+    failures: u32,
+    checking: bool,
+    log: LogLimiter,
+    garbage_log: LogLimiter,
+    last_bare_hint: Option<Instant>,
+    stopping: bool,
+}
+
+impl Listener {
+    pub(crate) fn new(
+        pg: tokio_postgres::Config,
+        channel: String,
+        settings: Arc<Settings>,
+        supervisor: Addr<JobSupervisor>,
+    ) -> Self {
+        Listener {
+            pg,
+            channel,
+            settings,
+            supervisor,
+            client: None,
+            epoch: 0,
+            connecting: false,
+            failures: 0,
+            checking: false,
+            log: LogLimiter::new(Duration::from_secs(10)),
+            garbage_log: LogLimiter::new(Duration::from_secs(10)),
+            last_bare_hint: None,
+            stopping: false,
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting || self.stopping {
+            return;
+        }
+        self.connecting = true;
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let pg = self.pg.clone();
+        let me = ctx.address();
+        let listen = format!("LISTEN \"{}\"", self.channel);
+        let timeout = self.settings.connect_timeout + self.settings.call_timeout;
+        let work = async move {
+            let (client, mut connection) = pg.connect(NoTls).await.map_err(|e| e.to_string())?;
+            // The pump drives the connection: it must run before any query can complete.
+            actix_rt::spawn(async move {
+                let mut messages =
+                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let reason = loop {
+                    match messages.next().await {
+                        Some(Ok(AsyncMessage::Notification(n))) => {
+                            me.do_send(Pumped::Notification {
+                                epoch,
+                                payload: n.payload().to_string(),
+                            })
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => break e.to_string(),
+                        None => break "connection closed".to_string(),
+                    }
+                };
+                me.do_send(Pumped::Closed { epoch, reason });
+            });
+            client
+                .batch_execute(&listen)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(client)
+        };
+        async move {
+            match tokio::time::timeout(timeout, work).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("connecting took longer than {timeout:?}")),
+            }
+        }
+        .into_actor(self)
+        .map(move |result, act, ctx| {
+            act.connecting = false;
+            if act.epoch != epoch || act.stopping {
+                return;
+            }
+            match result {
+                Ok(client) => {
+                    act.client = Some(Arc::new(client));
+                    act.failures = 0;
+                    tracing::info!(channel = %act.channel, "listener connected");
+                    act.supervisor.do_send(ListenerChanged {
+                        up: true,
+                        error: None,
+                    });
+                }
+                Err(e) => act.lost(ctx, e),
+            }
+        })
+        .spawn(ctx);
+    }
+
+    /// The connection is gone or unfit: report it and reconnect after a backoff.
+    fn lost(&mut self, ctx: &mut Context<Self>, reason: String) {
+        self.client = None;
+        self.epoch += 1;
+        if self.stopping {
+            return;
+        }
+        self.failures += 1;
+        if let Some(suppressed) = self.log.allow() {
+            tracing::warn!(reason = %reason, suppressed, "listener down; lanes poll until it is back");
+        }
+        self.supervisor.do_send(ListenerChanged {
+            up: false,
+            error: Some(reason),
+        });
+        let delay = self.settings.reconnect_backoff.delay(self.failures);
+        ctx.run_later(delay, |act, ctx| act.connect(ctx));
+    }
+
+    fn check_health(&mut self, ctx: &mut Context<Self>) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        if self.checking {
+            return;
+        }
+        self.checking = true;
+        let epoch = self.epoch;
+        let channel = self.channel.clone();
+        let timeout = self.settings.call_timeout;
+        async move {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&channel];
+            let query = client.query_one(
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', \
+                 EXISTS (SELECT 1 FROM pg_listening_channels() AS c WHERE c = $1)",
+                &params,
+            );
+            match tokio::time::timeout(timeout, query).await {
+                Err(_) => Err(format!("health check took longer than {timeout:?}")),
+                Ok(Err(e)) => Err(format!("health check failed: {e}")),
+                Ok(Ok(row)) => {
+                    let (recovery, read_only, listening): (bool, bool, bool) =
+                        (row.get(0), row.get(1), row.get(2));
+                    if recovery || read_only {
+                        Err("server is not writable (in recovery or read-only)".to_string())
+                    } else if !listening {
+                        Err(format!("subscription to {channel} was lost"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        }
+        .into_actor(self)
+        .map(move |result, act, ctx| {
+            act.checking = false;
+            if act.epoch != epoch {
+                return;
+            }
+            if let Err(reason) = result {
+                act.lost(ctx, reason);
+            }
+        })
+        .spawn(ctx);
+    }
+}
+
+impl Actor for Listener {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.connect(ctx);
+        ctx.run_interval(self.settings.listener_health_interval, |act, ctx| {
+            act.check_health(ctx)
+        });
+    }
+}
+
+impl Handler<Pumped> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: Pumped, ctx: &mut Context<Self>) {
+        match msg {
+            Pumped::Notification { epoch, payload } if epoch == self.epoch => {
+                // Anyone who can connect can NOTIFY on our channel: treat the payload as
+                // a hint at most, and never trust it beyond parsing a priority.
+                let priority = payload.trim().parse::<i16>().ok().filter(|p| *p >= 0);
+                if priority.is_none() {
+                    if let Some(suppressed) = self.garbage_log.allow() {
+                        tracing::debug!(
+                            suppressed,
+                            "unparseable notification payload; treating it as a bare hint"
+                        );
+                    }
+                    // A flood of junk must not turn into a flood of claims.
+                    if self
+                        .last_bare_hint
+                        .is_some_and(|t| t.elapsed() < BARE_HINT_INTERVAL)
+                    {
+                        return;
+                    }
+                    self.last_bare_hint = Some(Instant::now());
+                }
+                self.supervisor.do_send(JobsAvailable { priority });
+            }
+            Pumped::Closed { epoch, reason } if epoch == self.epoch => self.lost(ctx, reason),
+            _ => {}
+        }
+    }
+}
+
+impl Handler<StopListener> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, _: StopListener, ctx: &mut Context<Self>) {
+        self.stopping = true;
+        self.client = None;
+        self.epoch += 1;
+        ctx.stop();
+    }
+}

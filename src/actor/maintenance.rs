@@ -1,0 +1,104 @@
+//! Maintenance: rescues jobs whose lease expired and prunes finished jobs past their
+//! retention. Every engine runs a pass on a jittered interval, but only the one that
+//! wins the schema's advisory lock does the work, so one process per cluster rescues at
+//! a time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::actor::listener::JobsAvailable;
+use crate::actor::supervisor::JobSupervisor;
+use crate::actor::LogLimiter;
+use crate::backoff::jittered;
+use crate::config::Settings;
+use crate::store::Store;
+
+pub(crate) struct Maintenance {
+    store: Store,
+    settings: Arc<Settings>,
+    supervisor: Addr<JobSupervisor>,
+    busy: bool,
+    log: LogLimiter,
+}
+
+impl Maintenance {
+    pub(crate) fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        supervisor: Addr<JobSupervisor>,
+    ) -> Self {
+        Maintenance {
+            store,
+            settings,
+            supervisor,
+            busy: false,
+            log: LogLimiter::new(Duration::from_secs(10)),
+        }
+    }
+
+    fn pass(&mut self, ctx: &mut Context<Self>) {
+        if !self.busy {
+            self.busy = true;
+            let store = self.store.clone();
+            let s = self.settings.clone();
+            async move {
+                store
+                    .maintain(s.max_rescues, s.completed_retention, s.failed_retention)
+                    .await
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                act.busy = false;
+                match result {
+                    Ok(r) => {
+                        if r.rescued > 0 || r.poisoned > 0 {
+                            tracing::warn!(
+                                rescued = r.rescued,
+                                failed = r.poisoned,
+                                "rescued jobs whose lease expired (their worker stopped)"
+                            );
+                            act.supervisor.do_send(JobsAvailable { priority: None });
+                        }
+                        if r.pruned > 0 {
+                            tracing::debug!(
+                                pruned = r.pruned,
+                                "pruned finished jobs past retention"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(suppressed) = act.log.allow() {
+                            tracing::warn!(error = %e, suppressed, "maintenance pass failed");
+                        }
+                    }
+                }
+            })
+            .spawn(ctx);
+        }
+        let next = jittered(self.settings.maintenance_interval, 0.2);
+        ctx.run_later(next, |act, ctx| act.pass(ctx));
+    }
+}
+
+impl Actor for Maintenance {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.pass(ctx);
+    }
+}
+
+/// Stop the maintenance actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopMaintenance;
+
+impl Handler<StopMaintenance> for Maintenance {
+    type Result = ();
+
+    fn handle(&mut self, _: StopMaintenance, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

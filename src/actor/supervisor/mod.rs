@@ -1,0 +1,456 @@
+//! The JobSupervisor: keeps the lanes' slot accounting, dispatches claims, starts runs,
+//! enforces timeouts, renews leases, and forwards outcomes to the completer.
+//!
+//! Claims are dispatched only when a lane has free slots *and* work may exist: a
+//! notification, a poll tick, a full previous claim, or a (re)connected listener. At most
+//! one claim per lane is in flight; hints that arrive meanwhile are served when it
+//! returns, which also batches claims naturally under load.
+
+mod control;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::actor::claimer::{Claim, Claimer};
+use crate::actor::completer::{Completer, Outcome};
+use crate::actor::executor::{self, HandlerRuntime, JobFinished, RunKey};
+use crate::actor::listener::{JobsAvailable, Listener, ListenerChanged, StopListener};
+use crate::actor::maintenance::{Maintenance, StopMaintenance};
+use crate::actor::LogLimiter;
+use crate::backoff::jittered;
+use crate::config::Settings;
+use crate::error::Result;
+use crate::job::{DataMap, JobContext, Registry};
+use crate::lane::{Lane, LaneAccount};
+use crate::outcome::{decide, Action, FailureCause, RunResult};
+use crate::stats::{ListenerMode, ListenerStats};
+use crate::store::{ClaimedJob, OutcomeRow, Pool, Store};
+
+/// The actor applications talk to: send it [`Enqueue`](crate::Enqueue),
+/// [`Pause`](crate::Pause), [`Resume`](crate::Resume),
+/// [`SetConcurrency`](crate::SetConcurrency), [`Cancel`](crate::Cancel),
+/// [`Stats`](crate::Stats) and [`Shutdown`](crate::Shutdown). Get its address from
+/// [`Engine::supervisor`](crate::Engine::supervisor).
+pub struct JobSupervisor {
+    settings: Arc<Settings>,
+    store: Store,
+    app_pool: Pool,
+    registry: Arc<Registry>,
+    kinds: Arc<Vec<String>>,
+    data: Arc<DataMap>,
+    lanes: Vec<LaneSlot>,
+    running: HashMap<RunKey, Running>,
+    completer: Addr<Completer>,
+    handlers: Arc<HandlerRuntime>,
+    listener: ListenerStats,
+    listener_addr: Option<Addr<Listener>>,
+    maintenance_addr: Option<Addr<Maintenance>>,
+    listener_config: tokio_postgres::Config,
+    started_total: u64,
+    shutdown: Option<ShutdownState>,
+    claim_log: LogLimiter,
+}
+
+struct LaneSlot {
+    lane: Lane,
+    name: Arc<str>,
+    account: LaneAccount,
+    claimer: Addr<Claimer>,
+    started: u64,
+    total_wait: Duration,
+    max_wait: Duration,
+}
+
+struct Running {
+    lane: usize,
+    attempt: i32,
+    max_attempts: i32,
+    kind: &'static str,
+    deadline: Instant,
+    abort: tokio::task::AbortHandle,
+    lease_lost: bool,
+}
+
+struct ShutdownState {
+    running_at_start: usize,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// Everything the supervisor is built from (assembled by the engine builder).
+pub(crate) struct SupervisorParts {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) store: Store,
+    pub(crate) app_pool: Pool,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) data: Arc<DataMap>,
+    pub(crate) lanes: Vec<(Lane, Addr<Claimer>)>,
+    pub(crate) completer: Addr<Completer>,
+    pub(crate) handlers: Arc<HandlerRuntime>,
+    pub(crate) listener_config: tokio_postgres::Config,
+}
+
+impl JobSupervisor {
+    pub(crate) fn new(p: SupervisorParts) -> Self {
+        let kinds = Arc::new(p.registry.kinds());
+        JobSupervisor {
+            lanes: p
+                .lanes
+                .into_iter()
+                .map(|(lane, claimer)| LaneSlot {
+                    name: Arc::from(lane.name.as_str()),
+                    account: LaneAccount::new(lane.concurrency),
+                    lane,
+                    claimer,
+                    started: 0,
+                    total_wait: Duration::ZERO,
+                    max_wait: Duration::ZERO,
+                })
+                .collect(),
+            settings: p.settings,
+            store: p.store,
+            app_pool: p.app_pool,
+            registry: p.registry,
+            kinds,
+            data: p.data,
+            running: HashMap::new(),
+            completer: p.completer,
+            handlers: p.handlers,
+            listener: ListenerStats::default(),
+            listener_addr: None,
+            maintenance_addr: None,
+            listener_config: p.listener_config,
+            started_total: 0,
+            shutdown: None,
+            claim_log: LogLimiter::new(Duration::from_secs(5)),
+        }
+    }
+
+    fn lane_index(&self, name: &str) -> Option<usize> {
+        self.lanes.iter().position(|l| &*l.name == name)
+    }
+
+    /// Marks every lane that can take `priority` (all lanes if unknown) as wanting work,
+    /// and dispatches.
+    fn wake(&mut self, ctx: &mut Context<Self>, priority: Option<i16>) {
+        for i in 0..self.lanes.len() {
+            if priority.is_none_or(|p| self.lanes[i].lane.accepts(p)) {
+                self.lanes[i].account.want();
+                self.dispatch(ctx, i);
+            }
+        }
+    }
+
+    /// Starts a claim for lane `i` if its accounting says so.
+    fn dispatch(&mut self, ctx: &mut Context<Self>, i: usize) {
+        let Some(limit) = self.lanes[i].account.begin_claim() else {
+            return;
+        };
+        // One token per claim: (job id, token) identifies each run uniquely.
+        let token = fastrand::i64(1..i64::MAX);
+        self.lanes[i]
+            .claimer
+            .send(Claim { limit, token })
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let result = result.map_err(crate::Error::from).and_then(|r| r);
+                act.claimed(ctx, i, limit, token, result);
+            })
+            .spawn(ctx);
+    }
+
+    fn claimed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        i: usize,
+        asked: u32,
+        token: i64,
+        result: Result<Vec<ClaimedJob>>,
+    ) {
+        match result {
+            Ok(jobs) => {
+                self.lanes[i].account.end_claim(asked, jobs.len() as u32);
+                if self.shutdown.is_some() {
+                    // Claimed while shutting down: hand them straight back.
+                    for job in jobs {
+                        self.lanes[i].account.finish();
+                        self.completer.do_send(Outcome(OutcomeRow {
+                            id: job.id,
+                            token,
+                            action: Action::Release,
+                        }));
+                    }
+                    self.check_quiet();
+                    return;
+                }
+                for job in jobs {
+                    self.start_run(ctx, i, token, job);
+                }
+                self.dispatch(ctx, i);
+            }
+            Err(e) => {
+                self.lanes[i].account.fail_claim();
+                if let Some(suppressed) = self.claim_log.allow() {
+                    tracing::warn!(lane = %self.lanes[i].name, error = %e, suppressed,
+                        "claim failed; retrying at the next poll");
+                }
+                self.check_quiet();
+            }
+        }
+    }
+
+    fn start_run(&mut self, ctx: &mut Context<Self>, i: usize, token: i64, job: ClaimedJob) {
+        let key = (job.id, token);
+        let Some(reg) = self.registry.get(&job.kind) else {
+            // INVARIANT-ish: claims filter on registered kinds, so this is unreachable
+            // unless the registry changed; hand the job back rather than lose it.
+            self.lanes[i].account.finish();
+            self.completer.do_send(Outcome(OutcomeRow {
+                id: job.id,
+                token,
+                action: Action::Release,
+            }));
+            return;
+        };
+        let timeout = job
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.max(1) as u64))
+            .or(reg.timeout)
+            .unwrap_or(self.settings.job_timeout);
+        let lane = &mut self.lanes[i];
+        let waited = SystemTime::now()
+            .duration_since(job.run_at)
+            .unwrap_or_default();
+        lane.started += 1;
+        lane.total_wait += waited;
+        lane.max_wait = lane.max_wait.max(waited);
+        self.started_total += 1;
+        let jctx = JobContext {
+            id: job.id,
+            kind: reg.kind,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            priority: job.priority,
+            lane: lane.name.clone(),
+            pool: self.app_pool.clone(),
+            data: self.data.clone(),
+        };
+        let abort = executor::spawn(
+            &self.handlers,
+            reg.runner.clone(),
+            job.args,
+            jctx,
+            key,
+            ctx.address().recipient(),
+        );
+        self.running.insert(
+            key,
+            Running {
+                lane: i,
+                attempt: job.attempt,
+                max_attempts: job.max_attempts,
+                kind: reg.kind,
+                deadline: Instant::now() + timeout,
+                abort,
+                lease_lost: false,
+            },
+        );
+    }
+
+    /// A run ended: free its slot, decide its outcome, hand it to the completer.
+    fn finish_run(&mut self, ctx: &mut Context<Self>, key: RunKey, result: RunResult) {
+        let Some(run) = self.running.remove(&key) else {
+            // Already timed out and written off: this late outcome is fenced off here,
+            // and the database fence would reject it anyway.
+            tracing::debug!(job = key.0, "ignoring the late outcome of a timed-out run");
+            return;
+        };
+        self.lanes[run.lane].account.finish();
+        let action = decide(
+            result,
+            run.attempt,
+            run.max_attempts,
+            &self.settings.retry_backoff,
+        );
+        self.completer.do_send(Outcome(OutcomeRow {
+            id: key.0,
+            token: key.1,
+            action,
+        }));
+        if self.shutdown.is_some() {
+            self.check_quiet();
+        } else {
+            self.dispatch(ctx, run.lane);
+        }
+    }
+
+    /// Writes off runs past their deadline: the task is aborted (a handler that never
+    /// yields cannot be stopped, but it no longer holds a slot or a lease), the attempt
+    /// is recorded as a timeout, and its slot is reused.
+    fn expire_overdue(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let overdue: Vec<RunKey> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in overdue {
+            if let Some(run) = self.running.get(&key) {
+                run.abort.abort();
+                tracing::warn!(
+                    job = key.0,
+                    kind = run.kind,
+                    attempt = run.attempt,
+                    "job timed out; its slot is freed and a late outcome will be ignored"
+                );
+            }
+            let result = RunResult::Failed {
+                error: "timed out".into(),
+                cause: FailureCause::Timeout,
+            };
+            self.finish_run(ctx, key, result);
+        }
+    }
+
+    fn renew_leases(&mut self, ctx: &mut Context<Self>) {
+        let (ids, tokens): (Vec<i64>, Vec<i64>) = self
+            .running
+            .iter()
+            .filter(|(_, r)| !r.lease_lost)
+            .map(|(k, _)| *k)
+            .unzip();
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let lease_ms = self.settings.lease.as_secs_f64() * 1000.0;
+        async move {
+            let kept = store.renew(&ids, &tokens, lease_ms).await;
+            (ids, tokens, kept)
+        }
+        .into_actor(self)
+        .map(|(ids, tokens, kept), act, _| match kept {
+            Ok(kept) => {
+                for key in ids
+                    .into_iter()
+                    .zip(tokens)
+                    .filter(|(id, _)| !kept.contains(id))
+                {
+                    if let Some(run) = act.running.get_mut(&key) {
+                        run.lease_lost = true;
+                        tracing::warn!(
+                            job = key.0,
+                            "lease lost while running; its outcome will be fenced off"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew leases; retrying next interval"),
+        })
+        .spawn(ctx);
+    }
+
+    fn poll_interval(&self) -> Duration {
+        match self.listener.mode {
+            ListenerMode::Notify => self.settings.poll_interval,
+            ListenerMode::PollOnly => self
+                .settings
+                .poll_interval_without_listener
+                .min(self.settings.poll_interval),
+        }
+    }
+
+    /// Polls every lane on a jittered interval: the backstop for lost notifications,
+    /// scheduled jobs and retries coming due.
+    fn poll(&mut self, ctx: &mut Context<Self>) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.wake(ctx, None);
+        ctx.run_later(jittered(self.poll_interval(), 0.1), |act, ctx| {
+            act.poll(ctx)
+        });
+    }
+
+    /// During shutdown, wakes the waiters once nothing runs and no claim is in flight.
+    fn check_quiet(&mut self) {
+        let quiet =
+            self.running.is_empty() && self.lanes.iter().all(|l| !l.account.claim_in_flight());
+        if let (true, Some(s)) = (quiet, self.shutdown.as_mut()) {
+            for w in s.waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
+impl Actor for JobSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let me = ctx.address();
+        let listener = Listener::new(
+            self.listener_config.clone(),
+            self.store.channel().to_string(),
+            self.settings.clone(),
+            me.clone(),
+        );
+        self.listener_addr = Some(listener.start());
+        self.maintenance_addr =
+            Some(Maintenance::new(self.store.clone(), self.settings.clone(), me).start());
+        ctx.run_interval(self.settings.renew_interval(), |act, ctx| {
+            act.renew_leases(ctx)
+        });
+        let tick = (self.settings.job_timeout / 4)
+            .clamp(Duration::from_millis(20), Duration::from_millis(250));
+        ctx.run_interval(tick, |act, ctx| act.expire_overdue(ctx));
+        self.poll(ctx);
+    }
+}
+
+impl Handler<JobFinished> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobFinished, ctx: &mut Context<Self>) {
+        self.finish_run(ctx, msg.key, msg.result);
+    }
+}
+
+impl Handler<JobsAvailable> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobsAvailable, ctx: &mut Context<Self>) {
+        self.listener.last_notification = Some(SystemTime::now());
+        self.wake(ctx, msg.priority);
+    }
+}
+
+impl Handler<ListenerChanged> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ListenerChanged, ctx: &mut Context<Self>) {
+        if msg.up {
+            self.listener.mode = ListenerMode::Notify;
+            self.listener.connects += 1;
+            // Catch up on anything enqueued while we were not listening.
+            self.wake(ctx, None);
+        } else {
+            self.listener.mode = ListenerMode::PollOnly;
+            self.listener.last_error = msg.error;
+        }
+    }
+}
+
+/// Stops the helper actors (listener, maintenance) during shutdown.
+fn stop_helpers(sup: &mut JobSupervisor) {
+    if let Some(l) = sup.listener_addr.take() {
+        l.do_send(StopListener);
+    }
+    if let Some(m) = sup.maintenance_addr.take() {
+        m.do_send(StopMaintenance);
+    }
+}

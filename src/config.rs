@@ -1,0 +1,202 @@
+//! Engine settings, their defaults, and their validation (in one place).
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::error::{Error, Result};
+
+/// Anything that names a PostgreSQL database: a URL or key-value string, or a
+/// [`tokio_postgres::Config`]. Multi-host strings and `target_session_attrs=read-write`
+/// are honoured on every (re)connect.
+pub trait IntoPgConfig {
+    /// Parses or converts into a tokio-postgres config.
+    fn into_pg_config(self) -> Result<tokio_postgres::Config>;
+}
+
+impl IntoPgConfig for tokio_postgres::Config {
+    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+        Ok(self)
+    }
+}
+
+impl IntoPgConfig for &str {
+    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+        self.parse()
+            .map_err(|e| Error::InvalidConfig(format!("database URL: {e}")))
+    }
+}
+
+impl IntoPgConfig for String {
+    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+        self.as_str().into_pg_config()
+    }
+}
+
+impl IntoPgConfig for &String {
+    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+        self.as_str().into_pg_config()
+    }
+}
+
+/// Tunables of a running engine. Built by [`EngineBuilder`](crate::EngineBuilder); each
+/// setter there documents its default.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) schema: String,
+    pub(crate) queue: String,
+    pub(crate) pool_size: u32,
+    pub(crate) lease: Duration,
+    pub(crate) job_timeout: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) poll_interval_without_listener: Duration,
+    pub(crate) call_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) retry_backoff: Backoff,
+    pub(crate) reconnect_backoff: Backoff,
+    pub(crate) maintenance_interval: Duration,
+    pub(crate) max_rescues: i32,
+    pub(crate) completed_retention: Duration,
+    pub(crate) failed_retention: Duration,
+    pub(crate) listener_health_interval: Duration,
+    pub(crate) handler_threads: usize,
+    pub(crate) worker_id: Option<String>,
+    pub(crate) allow_priority_gaps: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            schema: "pglane".into(),
+            queue: crate::enqueue::DEFAULT_QUEUE.into(),
+            pool_size: 10,
+            lease: Duration::from_secs(30),
+            job_timeout: Duration::from_secs(300),
+            poll_interval: Duration::from_secs(1),
+            poll_interval_without_listener: Duration::from_millis(250),
+            call_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
+            retry_backoff: Backoff::RETRY,
+            reconnect_backoff: Backoff {
+                base: Duration::from_millis(100),
+                max: Duration::from_secs(10),
+                jitter: 0.3,
+            },
+            maintenance_interval: Duration::from_secs(5),
+            max_rescues: 5,
+            completed_retention: Duration::from_secs(24 * 3600),
+            failed_retention: Duration::from_secs(7 * 24 * 3600),
+            listener_health_interval: Duration::from_secs(5),
+            handler_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+            worker_id: None,
+            allow_priority_gaps: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks every setting; the message says which one and what to use instead.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
+        crate::migrate::channel_for(&self.schema)?;
+        crate::validate::identifier("queue", &self.queue)
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let positive = [
+            ("lease", self.lease),
+            ("job_timeout", self.job_timeout),
+            ("poll_interval", self.poll_interval),
+            (
+                "poll_interval_without_listener",
+                self.poll_interval_without_listener,
+            ),
+            ("call_timeout", self.call_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("maintenance_interval", self.maintenance_interval),
+            ("listener_health_interval", self.listener_health_interval),
+        ];
+        for (name, d) in positive {
+            if d.is_zero() {
+                return bad(format!("{name} must be greater than zero"));
+            }
+        }
+        if self.lease < Duration::from_millis(300) {
+            return bad(format!(
+                "lease {:?} is too short: use at least 300ms",
+                self.lease
+            ));
+        }
+        if self.call_timeout >= self.lease {
+            return bad(format!(
+                "call_timeout ({:?}) must be shorter than the lease ({:?}), or a slow renewal could lose every lease",
+                self.call_timeout, self.lease
+            ));
+        }
+        if self.job_timeout > crate::validate::MAX_JOB_TIMEOUT {
+            return bad("job_timeout must be at most 24 hours".into());
+        }
+        if self.pool_size == 0 {
+            return bad("pool_size must be at least 1".into());
+        }
+        if self.max_rescues < 1 {
+            return bad("max_rescues must be at least 1".into());
+        }
+        if self.handler_threads == 0 {
+            return bad("handler_threads must be at least 1".into());
+        }
+        if let Some(id) = &self.worker_id {
+            if id.is_empty() || id.len() > 128 || id.contains('\0') {
+                return bad("worker_id must be 1 to 128 bytes without NUL".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// How often running jobs' leases are renewed: a third of the lease, so two renewals
+    /// can fail before a lease runs out.
+    pub(crate) fn renew_interval(&self) -> Duration {
+        self.lease / 3
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_settings_are_rejected_with_the_setting_named() {
+        let check = |f: fn(&mut Settings), needle: &str| {
+            let mut s = Settings::default();
+            f(&mut s);
+            let msg = s.validate().unwrap_err().to_string();
+            assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+        };
+        check(|s| s.poll_interval = Duration::ZERO, "poll_interval");
+        check(|s| s.schema = "Bad".into(), "schema");
+        check(|s| s.schema = "x".repeat(60), "channel");
+        check(|s| s.queue = "a;b".into(), "queue");
+        check(|s| s.call_timeout = Duration::from_secs(60), "call_timeout");
+        check(|s| s.lease = Duration::from_millis(10), "lease");
+        check(|s| s.pool_size = 0, "pool_size");
+        check(|s| s.max_rescues = 0, "max_rescues");
+    }
+
+    #[test]
+    fn urls_parse_or_fail_clearly() {
+        assert!(
+            "postgres://u@h1:5432,h2:5433/db?target_session_attrs=read-write"
+                .into_pg_config()
+                .is_ok()
+        );
+        let e = "postgres://u@h:notaport/db".into_pg_config().unwrap_err();
+        assert!(e.to_string().contains("database URL"));
+    }
+}

@@ -1,0 +1,314 @@
+//! A throwaway PostgreSQL server for demos, tests and fault injection.
+//!
+//! [`database_url`] answers the URL to use: `DATABASE_URL` if set, else the local
+//! default, else, when nothing answers there but PostgreSQL's server binaries are
+//! installed, a private server started in a temporary directory for the life of the
+//! process. [`TempPostgres`] is that server; fault tests also use it directly to stop,
+//! restart and reconfigure a server without disturbing anyone else.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// The database used when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A PostgreSQL server in a temporary directory, on its own port, stopped and deleted on
+/// drop. As root, the server runs as the `postgres` user (initdb refuses root).
+#[derive(Debug)]
+pub struct TempPostgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl TempPostgres {
+    /// Creates and starts a server (trust auth, user `postgres`, database `postgres`).
+    pub fn start() -> Result<Self, String> {
+        let pg = Self::init(&[])?;
+        pg.start_server()?;
+        Ok(pg)
+    }
+
+    /// Creates a data directory without starting it; `extra_conf` lines are appended to
+    /// `postgresql.conf`.
+    pub fn init(extra_conf: &[&str]) -> Result<Self, String> {
+        let bin = find_bin_dir().ok_or_else(|| {
+            "PostgreSQL server binaries not found: install PostgreSQL (Debian/Ubuntu: \
+             `apt-get install postgresql`) or set DATABASE_URL"
+                .to_string()
+        })?;
+        let dir = std::env::temp_dir().join(format!(
+            "pglane-pg-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let port = free_port()?;
+        let pg = TempPostgres { dir, bin, port };
+        pg.chown()?;
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &pg.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        )?;
+        let mut conf = format!(
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             fsync = off\nmax_connections = 200\n",
+            pg.dir.display()
+        );
+        for line in extra_conf {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        let conf_path = Path::new(&pg.data()).join("postgresql.conf");
+        let mut current = std::fs::read_to_string(&conf_path).map_err(|e| e.to_string())?;
+        current.push_str(&conf);
+        std::fs::write(&conf_path, current).map_err(|e| e.to_string())?;
+        Ok(pg)
+    }
+
+    /// A server whose data directory is a base backup of `primary`, configured as its
+    /// streaming standby (`pg_basebackup -R`), not yet started.
+    pub fn standby_of(primary: &TempPostgres) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "pglane-pg-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let pg = TempPostgres {
+            dir,
+            bin: primary.bin.clone(),
+            port,
+        };
+        pg.chown()?;
+        pg.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                &pg.data(),
+                "-R",
+                "-X",
+                "stream",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+            ],
+        )?;
+        let conf_path = Path::new(&pg.data()).join("postgresql.conf");
+        let mut current = std::fs::read_to_string(&conf_path).map_err(|e| e.to_string())?;
+        current.push_str(&format!(
+            "\nport = {port}\nunix_socket_directories = '{}'\n",
+            pg.dir.display()
+        ));
+        std::fs::write(&conf_path, current).map_err(|e| e.to_string())?;
+        Ok(pg)
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A URL for database `postgres` as user `postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start_server(&self) -> Result<(), String> {
+        let log = self.dir.join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-l", &log, "-w", "-t", "60", "start"],
+        )
+        .map(|_| ())
+    }
+
+    /// Stops the server (`mode`: `smart`, `fast` or `immediate`).
+    pub fn stop_server(&self, mode: &str) -> Result<(), String> {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", mode, "-w", "-t", "60", "stop"],
+        )
+        .map(|_| ())
+    }
+
+    /// Restarts the server (`mode` as for [`stop_server`](Self::stop_server)).
+    pub fn restart_server(&self, mode: &str) -> Result<(), String> {
+        let log = self.dir.join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+        )
+        .map(|_| ())
+    }
+
+    /// Promotes a standby to primary.
+    pub fn promote(&self) -> Result<(), String> {
+        self.run("pg_ctl", &["-D", &self.data(), "-w", "-t", "60", "promote"])
+            .map(|_| ())
+    }
+
+    fn chown(&self) -> Result<(), String> {
+        if is_root() {
+            let out = Command::new("chown")
+                .args(["-R", "postgres:postgres", &self.dir.display().to_string()])
+                .output()
+                .map_err(|e| e.to_string())?;
+            check("chown", out)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a server binary, as `postgres` when we are root.
+    fn run(&self, program: &str, args: &[&str]) -> Result<Output, String> {
+        let exe = self.bin.join(program);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        cmd.args(args).current_dir(&self.dir);
+        let out = cmd
+            .output()
+            .map_err(|e| format!("running {}: {e}", exe.display()))?;
+        check(program, out)
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "20",
+                "stop",
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn check(what: &str, out: Output) -> Result<Output, String> {
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// `initdb`'s directory: on the PATH, else the newest `/usr/lib/postgresql/*/bin`.
+fn find_bin_dir() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("initdb");
+            if candidate.exists() {
+                // Follow a symlink (Debian links /usr/local/bin/initdb) to find pg_ctl too.
+                let real = std::fs::canonicalize(&candidate).unwrap_or(candidate);
+                return real.parent().map(Path::to_path_buf);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+/// Whether something answers at `url` within `timeout`.
+pub async fn reachable(url: &str, timeout: Duration) -> bool {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return false;
+    };
+    match tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls)).await {
+        Ok(Ok((client, conn))) => {
+            drop(client);
+            let _ = conn.await;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The database to use, and the throwaway server behind it if one had to be started
+/// (keep it alive as long as the URL is used). `DATABASE_URL` wins when set; a URL that
+/// does not answer is an error naming it, never silently replaced.
+pub async fn database_url() -> Result<(String, Option<TempPostgres>), String> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Ok((url, None));
+    }
+    if reachable(DEFAULT_DATABASE_URL, Duration::from_secs(3)).await {
+        return Ok((DEFAULT_DATABASE_URL.to_string(), None));
+    }
+    eprintln!(
+        "pglane: nothing answers at {DEFAULT_DATABASE_URL}; starting a throwaway PostgreSQL server"
+    );
+    let pg = tokio::task::spawn_blocking(TempPostgres::start)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| {
+            format!("{e}\n(or start PostgreSQL at {DEFAULT_DATABASE_URL}, or set DATABASE_URL)")
+        })?;
+    Ok((pg.url(), Some(pg)))
+}

@@ -1,0 +1,93 @@
+//! The engine's error type.
+//!
+//! One enum for everything the engine can report to its caller. Handler outcomes are
+//! a separate type, [`JobError`](crate::JobError), because a handler chooses between
+//! retrying, cancelling and snoozing, while an engine caller only needs to know why a
+//! call failed.
+
+use std::time::Duration;
+
+use crate::validate::Rejection;
+
+/// Result type used throughout pglane.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a call to pglane.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine configuration is invalid; the message says what to change.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// A job was rejected before anything was written (bad args, priority, schedule…).
+    #[error("job rejected: {0}")]
+    InvalidJob(#[from] Rejection),
+
+    /// The schema has not been migrated to the version this build needs.
+    #[error(
+        "schema `{schema}` is at migration version {found}, this pglane needs {expected}: \
+         run `pglane::migrate` (or `pglane migrate`) first"
+    )]
+    NotMigrated {
+        /// The schema that was checked.
+        schema: String,
+        /// The version found in the schema (0 when the schema does not exist).
+        found: i32,
+        /// The version this build of pglane needs.
+        expected: i32,
+    },
+
+    /// An error reported by PostgreSQL or the connection to it.
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+
+    /// No connection could be taken from the pool in time, or connecting failed.
+    #[error("no database connection: {0}")]
+    Pool(String),
+
+    /// A database call did not finish within its timeout.
+    #[error("database call timed out after {0:?}")]
+    Timeout(Duration),
+
+    /// The named lane does not exist in this engine.
+    #[error("unknown lane `{0}`")]
+    UnknownLane(String),
+
+    /// The engine is shutting down or has stopped; the request was not carried out.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+
+    /// An actor's mailbox is closed (the engine has stopped).
+    #[error("engine actor unavailable: {0}")]
+    Mailbox(#[from] actix::MailboxError),
+}
+
+impl Error {
+    /// The SQLSTATE code of a database error, if this is one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Database(e) => e.code().map(|c| c.code()),
+            _ => None,
+        }
+    }
+
+    /// Whether this error means the database cannot currently serve the engine
+    /// (connection lost, server shutting down, read-only after a failover, timeout).
+    ///
+    /// Such errors never cost a job an attempt: the engine backs off and retries.
+    pub fn is_topology_change(&self) -> bool {
+        match self {
+            Error::Database(e) => {
+                if let Some(code) = e.code() {
+                    crate::store::classify::is_topology_sqlstate(code.code())
+                } else {
+                    // No SQLSTATE: the connection itself failed (closed, reset, refused).
+                    true
+                }
+            }
+            Error::Pool(_) | Error::Timeout(_) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Embedded, ordered schema migrations, applied under an advisory lock.
+//!
+//! Two processes migrating at once is safe: the second waits for the first's lock, then
+//! finds every version applied and does nothing. Starting an engine never migrates; it
+//! checks the version and fails with [`Error::NotMigrated`] if it is behind.
+
+use tokio_postgres::Client;
+
+use crate::config::IntoPgConfig;
+use crate::error::{Error, Result};
+use crate::store::render;
+use crate::validate;
+
+/// One migration: its version, name and SQL (with template markers).
+struct Migration {
+    version: i32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "jobs",
+    sql: include_str!("../migrations/0001_jobs.sql"),
+}];
+
+/// The schema version this build of pglane needs.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The NOTIFY channel for a schema: `<schema>_jobs`, validated as an identifier (so a
+/// schema name may have at most 58 bytes).
+pub fn channel_for(schema: &str) -> Result<String> {
+    validate::identifier("schema", schema).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let channel = format!("{schema}_jobs");
+    validate::identifier("channel", &channel).map_err(|e| {
+        Error::InvalidConfig(format!("{e} (the channel is the schema name plus `_jobs`)"))
+    })?;
+    Ok(channel)
+}
+
+/// Connects to the database and brings `schema` up to [`SCHEMA_VERSION`]. Returns the
+/// versions applied by this call (empty when it was already up to date).
+///
+/// ```no_run
+/// # async fn f() -> pglane::Result<()> {
+/// pglane::migrate("postgres://postgres@127.0.0.1:5432/test", "pglane").await?;
+/// # Ok(()) }
+/// ```
+pub async fn migrate(database: impl IntoPgConfig, schema: &str) -> Result<Vec<i32>> {
+    let config = database.into_pg_config()?;
+    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let result = migrate_with(&mut client, schema).await;
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+/// [`migrate`] on a connection you already have.
+pub async fn migrate_with(client: &mut Client, schema: &str) -> Result<Vec<i32>> {
+    let channel = channel_for(schema)?;
+    let tx = client.transaction().await?;
+    // Serialise migrators of this schema. Taken before CREATE SCHEMA IF NOT EXISTS,
+    // which itself races (a unique violation on pg_namespace) when run concurrently.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&format!("pglane:migrate:{schema}")],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         CREATE TABLE IF NOT EXISTS \"{schema}\".pglane_migrations (
+             version    integer     PRIMARY KEY,
+             name       text        NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await?;
+    let applied: Vec<i32> = tx
+        .query(
+            &format!("SELECT version FROM \"{schema}\".pglane_migrations"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if let Some(newest) = applied.iter().max().filter(|v| **v > SCHEMA_VERSION) {
+        return Err(Error::InvalidConfig(format!(
+            "schema `{schema}` is at version {newest}, newer than this pglane ({SCHEMA_VERSION}): upgrade pglane"
+        )));
+    }
+    let mut done = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        tx.batch_execute(&render(m.sql, schema, &channel)).await?;
+        tx.execute(
+            &format!("INSERT INTO \"{schema}\".pglane_migrations (version, name) VALUES ($1, $2)"),
+            &[&m.version, &m.name],
+        )
+        .await?;
+        tracing::info!(
+            schema,
+            version = m.version,
+            name = m.name,
+            "applied migration"
+        );
+        done.push(m.version);
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_end_at_the_schema_version() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i32 + 1);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn channels() {
+        assert_eq!(channel_for("pglane").unwrap(), "pglane_jobs");
+        assert!(channel_for(&"s".repeat(58)).is_ok());
+        assert!(channel_for(&"s".repeat(59)).is_err());
+        assert!(channel_for("Bad").is_err());
+        assert!(channel_for("").is_err());
+    }
+
+    #[test]
+    fn rendered_migration_has_no_markers_left() {
+        let sql = render(MIGRATIONS[0].sql, "s1", "s1_jobs");
+        assert!(!sql.contains("TEMPLATE") && !sql.contains("{{"));
+        assert!(sql.contains("CREATE TABLE \"s1\".jobs"));
+        assert!(sql.contains("pg_notify('s1_jobs'"));
+    }
+}

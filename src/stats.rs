@@ -1,0 +1,192 @@
+//! Statistics reported by the supervisor.
+
+use std::time::{Duration, SystemTime};
+
+use crate::lane::Lane;
+use crate::store::LiveRow;
+
+/// A snapshot of the engine and its queue.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct EngineStats {
+    /// Per lane: slots, running, waiting.
+    pub lanes: Vec<LaneStats>,
+    /// Jobs of this engine's queue by state (all processes).
+    pub states: StateCounts,
+    /// Waiting jobs of kinds this process has not registered (it never claims them).
+    pub unregistered_kinds: Vec<(String, i64)>,
+    /// The notification listener.
+    pub listener: ListenerStats,
+    /// Jobs this process has started, all lanes.
+    pub started: u64,
+}
+
+/// One lane's view.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct LaneStats {
+    /// The lane's name.
+    pub name: String,
+    /// Its priority range, inclusive.
+    pub priorities: (i16, i16),
+    /// Its slots.
+    pub concurrency: u32,
+    /// Jobs running in it now (this process).
+    pub running: u32,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// Jobs due now in its priority range (all processes).
+    pub waiting: i64,
+    /// How long the oldest of those has been due.
+    pub oldest_wait: Option<Duration>,
+    /// Jobs this lane has started in this process.
+    pub started: u64,
+    /// Sum over started jobs of (start − due time), for average waits.
+    pub total_wait: Duration,
+    /// Longest such wait.
+    pub max_wait: Duration,
+}
+
+/// Jobs by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateCounts {
+    /// Due now, waiting for a worker.
+    pub available: i64,
+    /// Waiting for their `run_at` (scheduled, or backing off before a retry).
+    pub scheduled: i64,
+    /// Running under a lease.
+    pub running: i64,
+    /// Completed, within retention.
+    pub completed: i64,
+    /// Failed for good, within retention.
+    pub failed: i64,
+    /// Cancelled by a user, within retention.
+    pub cancelled: i64,
+}
+
+/// Whether workers are woken by NOTIFY or find work by polling alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListenerMode {
+    /// The listener is connected and subscribed: NOTIFY wakes the lanes, polling is the
+    /// backstop.
+    Notify,
+    /// The listener is down or its server cannot take writes: lanes poll faster until it
+    /// is back.
+    #[default]
+    PollOnly,
+}
+
+/// The notification listener's state.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ListenerStats {
+    /// Notify or poll-only.
+    pub mode: ListenerMode,
+    /// When the last notification arrived.
+    pub last_notification: Option<SystemTime>,
+    /// How many times the listener has connected (1 after a clean start).
+    pub connects: u64,
+    /// Why it last went down, if it did.
+    pub last_error: Option<String>,
+}
+
+/// Fills each lane's `waiting` and `oldest_wait`, and the state counts, from live rows.
+/// A group belongs to the lane whose own range holds its priority.
+pub(crate) fn summarize(
+    lanes: &[Lane],
+    registered: &[String],
+    live: &[LiveRow],
+    finished: &[(String, i64)],
+    out: &mut EngineStats,
+) {
+    let mut unregistered: Vec<(String, i64)> = Vec::new();
+    for row in live {
+        match (row.state.as_str(), row.due) {
+            ("running", _) => out.states.running += row.count,
+            (_, false) => out.states.scheduled += row.count,
+            (_, true) => {
+                out.states.available += row.count;
+                if !registered.iter().any(|k| k == &row.kind) {
+                    match unregistered.iter_mut().find(|(k, _)| *k == row.kind) {
+                        Some((_, n)) => *n += row.count,
+                        None => unregistered.push((row.kind.clone(), row.count)),
+                    }
+                }
+                if let Some((i, _)) = lanes
+                    .iter()
+                    .enumerate()
+                    .find(|(_, l)| row.priority >= l.lo && row.priority <= l.hi)
+                {
+                    let lane = &mut out.lanes[i];
+                    lane.waiting += row.count;
+                    let wait = Duration::from_secs_f64(row.oldest_wait_s.max(0.0));
+                    lane.oldest_wait = Some(lane.oldest_wait.map_or(wait, |w| w.max(wait)));
+                }
+            }
+        }
+    }
+    for (state, n) in finished {
+        match state.as_str() {
+            "completed" => out.states.completed += n,
+            "failed" => out.states.failed += n,
+            "cancelled" => out.states.cancelled += n,
+            _ => {}
+        }
+    }
+    unregistered.sort();
+    out.unregistered_kinds = unregistered;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &str, priority: i16, kind: &str, due: bool, count: i64, wait: f64) -> LiveRow {
+        LiveRow {
+            state: state.into(),
+            priority,
+            kind: kind.into(),
+            due,
+            count,
+            oldest_wait_s: wait,
+        }
+    }
+
+    #[test]
+    fn rows_land_in_their_lanes_and_states() {
+        let lanes = vec![
+            Lane::new("urgent").priorities(0..=9),
+            Lane::new("bulk").priorities(10..),
+        ];
+        let mut out = EngineStats {
+            lanes: lanes
+                .iter()
+                .map(|l| LaneStats {
+                    name: l.name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let live = vec![
+            row("available", 1, "mail", true, 3, 2.0),
+            row("available", 5, "mail", true, 2, 5.0),
+            row("available", 500, "mail", true, 10, 1.0),
+            row("available", 500, "mail", false, 7, -3.0),
+            row("available", 500, "legacy", true, 4, 9.0),
+            row("running", 1, "mail", true, 6, 0.0),
+        ];
+        let fin = vec![("completed".to_string(), 100), ("failed".to_string(), 2)];
+        summarize(&lanes, &["mail".to_string()], &live, &fin, &mut out);
+        assert_eq!((out.lanes[0].waiting, out.lanes[1].waiting), (5, 14));
+        assert_eq!(out.lanes[0].oldest_wait, Some(Duration::from_secs(5)));
+        assert_eq!(out.lanes[1].oldest_wait, Some(Duration::from_secs(9)));
+        let s = out.states;
+        assert_eq!(
+            (s.available, s.scheduled, s.running, s.completed, s.failed),
+            (19, 7, 6, 100, 2)
+        );
+        assert_eq!(out.unregistered_kinds, vec![("legacy".to_string(), 4)]);
+    }
+}

@@ -1,0 +1,396 @@
+//! The only place that runs SQL. Each statement lives in its own file under `sql/`,
+//! rendered once per schema; the engine's hot statements are prepared once per pooled
+//! connection.
+
+pub(crate) mod classify;
+mod pool;
+mod rows;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::GenericClient;
+
+pub(crate) use pool::Stmt;
+pub use pool::{Conn, Manager, Pool};
+pub(crate) use rows::{ClaimRequest, ClaimedJob, LiveRow, OutcomeRow};
+
+use crate::enqueue::NewJob;
+use crate::error::{Error, Result};
+
+/// Renders a statement for a schema: `/* TEMPLATE: schema */` becomes `"schema".`, and
+/// `{{channel}}` the NOTIFY channel. Both names are validated identifiers, so they need
+/// no further escaping inside double or single quotes.
+pub(crate) fn render(sql: &str, schema: &str, channel: &str) -> String {
+    sql.replace("/* TEMPLATE: schema */", &format!("\"{schema}\"."))
+        .replace("{{channel}}", channel)
+}
+
+/// The statements, rendered for one schema.
+pub(crate) struct Sql {
+    pub(crate) claim: String,
+    pub(crate) outcomes: String,
+    pub(crate) renew: String,
+    pub(crate) rescue: String,
+    pub(crate) prune: String,
+    pub(crate) enqueue: String,
+    pub(crate) unique_lookup: String,
+    pub(crate) stats: String,
+    pub(crate) stats_finished: String,
+    pub(crate) schema_version: String,
+    pub(crate) cancel: String,
+    pub(crate) retry_finished: String,
+}
+
+impl Sql {
+    fn new(schema: &str, channel: &str) -> Self {
+        let r = |s: &str| render(s, schema, channel);
+        Sql {
+            claim: r(include_str!("sql/claim.sql")),
+            outcomes: r(include_str!("sql/outcomes.sql")),
+            renew: r(include_str!("sql/renew.sql")),
+            rescue: r(include_str!("sql/rescue.sql")),
+            prune: r(include_str!("sql/prune.sql")),
+            enqueue: r(include_str!("sql/enqueue.sql")),
+            unique_lookup: r(include_str!("sql/unique_lookup.sql")),
+            stats: r(include_str!("sql/stats.sql")),
+            stats_finished: r(include_str!("sql/stats_finished.sql")),
+            schema_version: r(include_str!("sql/schema_version.sql")),
+            cancel: r(include_str!("sql/cancel.sql")),
+            retry_finished: r(include_str!("sql/retry_finished.sql")),
+        }
+    }
+}
+
+/// Handle to the database for one engine (one schema). Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    schema: String,
+    channel: String,
+    sql: Sql,
+    call_timeout: Duration,
+    generation: Arc<AtomicU64>,
+    last_recycle: Mutex<Option<Instant>>,
+}
+
+/// Counts from one maintenance pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MaintenanceReport {
+    /// Whether this process held the cluster-wide maintenance lock for the pass.
+    pub(crate) leader: bool,
+    pub(crate) rescued: i64,
+    pub(crate) poisoned: i64,
+    pub(crate) pruned: u64,
+}
+
+impl Store {
+    pub(crate) fn new(
+        pool: Pool,
+        schema: &str,
+        channel: &str,
+        call_timeout: Duration,
+        generation: Arc<AtomicU64>,
+    ) -> Self {
+        Store {
+            inner: Arc::new(Inner {
+                pool,
+                schema: schema.to_string(),
+                channel: channel.to_string(),
+                sql: Sql::new(schema, channel),
+                call_timeout,
+                generation,
+                last_recycle: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub(crate) fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    pub(crate) fn channel(&self) -> &str {
+        &self.inner.channel
+    }
+
+    /// Runs `fut` under the call timeout. An abandoned call leaves its connection
+    /// marked suspect, so the pool discards it.
+    pub(crate) async fn timed<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let result = match tokio::time::timeout(self.inner.call_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(self.inner.call_timeout)),
+        };
+        if let Err(e) = &result {
+            if e.is_topology_change() {
+                self.recycle();
+            }
+        }
+        result
+    }
+
+    /// Retires every pooled connection (at most once a second): after a failover or a
+    /// read-only flip the pool must not keep connections to the old server.
+    pub(crate) fn recycle(&self) {
+        let mut last = self
+            .inner
+            .last_recycle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(schema = %self.inner.schema, "retiring pooled connections after a topology change");
+    }
+
+    /// A connection from the pool, never one from a retired generation.
+    pub(crate) async fn conn(&self) -> Result<bb8::PooledConnection<'_, Manager>> {
+        for _ in 0..8 {
+            let conn = self.inner.pool.get().await.map_err(|e| match e {
+                bb8::RunError::User(e) => Error::Database(e),
+                bb8::RunError::TimedOut => Error::Pool("timed out waiting for a connection".into()),
+            })?;
+            if !pool::is_stale(&conn, &self.inner.generation) {
+                return Ok(conn);
+            }
+            // Dropping a stale connection discards it (has_broken).
+        }
+        Err(Error::Pool("only retired connections available".into()))
+    }
+
+    /// The schema's migration version (0 if it has never been migrated).
+    pub(crate) async fn schema_version(&self) -> Result<i32> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            match conn.query_once(&self.inner.sql.schema_version, &[]).await {
+                Ok(rows) => Ok(rows[0].get::<_, i32>(0)),
+                // undefined_table / invalid_schema_name: never migrated.
+                Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01") | Some("3F000")) => {
+                    Ok(0)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    /// Inserts validated jobs in one statement (with one NOTIFY); returns the ids of the
+    /// jobs inserted, in input order. Jobs whose unique key is already live are skipped.
+    pub(crate) async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let params = rows::EnqueueParams::new(jobs);
+            let rows = conn
+                .query_prepared(Stmt::Enqueue, &self.inner.sql.enqueue, &params.as_params())
+                .await?;
+            Ok(rows[0].get(0))
+        })
+        .await
+    }
+
+    /// Inserts one job; returns its id, or the id of the live job holding its unique key.
+    pub(crate) async fn enqueue_one(&self, job: &NewJob) -> Result<i64> {
+        let ids = self.enqueue(std::slice::from_ref(job)).await?;
+        match (ids.first(), &job.unique_key) {
+            (Some(id), _) => Ok(*id),
+            (None, Some(key)) => {
+                let conn = self.conn().await?;
+                self.lookup_unique(&**conn, key).await
+            }
+            (None, None) => Err(Error::Pool("insert returned no id".into())),
+        }
+    }
+
+    /// [`enqueue_one`](Self::enqueue_one) inside the caller's transaction: the job exists
+    /// only if the caller commits, and the NOTIFY is delivered only then.
+    pub(crate) async fn enqueue_on<C: GenericClient>(
+        &self,
+        client: &C,
+        job: &NewJob,
+    ) -> Result<i64> {
+        self.timed(async {
+            let params = rows::EnqueueParams::new(std::slice::from_ref(job));
+            let rows = client
+                .query(&self.inner.sql.enqueue, &params.as_params())
+                .await?;
+            let ids: Vec<i64> = rows[0].get(0);
+            match (ids.first(), &job.unique_key) {
+                (Some(id), _) => Ok(*id),
+                (None, Some(key)) => self.lookup_unique(client, key).await,
+                (None, None) => Err(Error::Pool("insert returned no id".into())),
+            }
+        })
+        .await
+    }
+
+    async fn lookup_unique<C: GenericClient>(&self, client: &C, key: &str) -> Result<i64> {
+        let rows = client.query(&self.inner.sql.unique_lookup, &[&key]).await?;
+        // The live holder may have finished in between: report it as a conflict-free 0
+        // rather than inventing an id.
+        Ok(rows.first().map(|r| r.get(0)).unwrap_or(0))
+    }
+
+    /// Claims up to `req.limit` jobs as a lease; sorted most urgent first.
+    pub(crate) async fn claim(&self, req: &ClaimRequest) -> Result<Vec<ClaimedJob>> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let limit = i64::from(req.limit);
+            let rows = conn
+                .query_prepared(
+                    Stmt::Claim,
+                    &self.inner.sql.claim,
+                    &[
+                        &req.floor,
+                        &req.ceiling,
+                        &req.queue,
+                        &req.kinds,
+                        &limit,
+                        &req.token,
+                        &req.lease_ms,
+                        &req.worker_id,
+                    ],
+                )
+                .await?;
+            let mut jobs = rows
+                .iter()
+                .map(ClaimedJob::from_row)
+                .collect::<Result<Vec<_>>>()?;
+            jobs.sort_by(|a, b| (a.priority, a.run_at, a.id).cmp(&(b.priority, b.run_at, b.id)));
+            Ok(jobs)
+        })
+        .await
+    }
+
+    /// Writes outcomes; returns the ids applied (the others were fenced off).
+    pub(crate) async fn write_outcomes(&self, batch: &[OutcomeRow]) -> Result<Vec<i64>> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let p = rows::OutcomeParams::new(batch);
+            let rows = conn
+                .query_prepared(Stmt::Outcomes, &self.inner.sql.outcomes, &p.as_params())
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+
+    /// Extends leases; returns the ids still owned.
+    pub(crate) async fn renew(
+        &self,
+        ids: &[i64],
+        tokens: &[i64],
+        lease_ms: f64,
+    ) -> Result<Vec<i64>> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .query_prepared(
+                    Stmt::Renew,
+                    &self.inner.sql.renew,
+                    &[&ids, &tokens, &lease_ms],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+
+    /// One maintenance pass: if this process wins the schema's advisory lock, rescue
+    /// expired leases and prune finished jobs past retention.
+    pub(crate) async fn maintain(
+        &self,
+        max_rescues: i32,
+        completed_retention: Duration,
+        failed_retention: Duration,
+    ) -> Result<MaintenanceReport> {
+        const BATCH: i64 = 5000;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let lock_key = format!("pglane:maintenance:{}", self.inner.schema);
+            conn.set_suspect(true);
+            let tx = conn.client_mut().transaction().await?;
+            let leader: bool = tx
+                .query_one(
+                    "SELECT pg_try_advisory_xact_lock(hashtext($1))",
+                    &[&lock_key],
+                )
+                .await?
+                .get(0);
+            let mut report = MaintenanceReport {
+                leader,
+                ..Default::default()
+            };
+            if leader {
+                let r = tx
+                    .query_one(&self.inner.sql.rescue, &[&max_rescues, &BATCH])
+                    .await?;
+                report.rescued = r.get(0);
+                report.poisoned = r.get(1);
+                let (c, f) = (
+                    completed_retention.as_secs_f64(),
+                    failed_retention.as_secs_f64(),
+                );
+                loop {
+                    let n = tx.execute(&self.inner.sql.prune, &[&c, &f, &BATCH]).await?;
+                    report.pruned += n;
+                    if n < BATCH as u64 {
+                        break;
+                    }
+                }
+            }
+            tx.commit().await?;
+            conn.set_suspect(false);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Live jobs by state, priority and kind for `queue`, and finished counts.
+    pub(crate) async fn stats(&self, queue: &str) -> Result<(Vec<LiveRow>, Vec<(String, i64)>)> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let live = conn.query_once(&self.inner.sql.stats, &[&queue]).await?;
+            let live = live.iter().map(LiveRow::from_row).collect();
+            let fin = conn
+                .query_once(&self.inner.sql.stats_finished, &[&queue])
+                .await?;
+            let fin = fin
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+                .collect();
+            Ok((live, fin))
+        })
+        .await
+    }
+
+    /// Cancels a job that has not started. Returns whether it was cancelled.
+    pub(crate) async fn cancel(&self, id: i64) -> Result<bool> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            Ok(!conn
+                .query_once(&self.inner.sql.cancel, &[&id])
+                .await?
+                .is_empty())
+        })
+        .await
+    }
+
+    /// Puts a failed or cancelled job back to run. Returns whether it was found.
+    pub(crate) async fn retry_finished(&self, id: i64) -> Result<bool> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            Ok(!conn
+                .query_once(&self.inner.sql.retry_finished, &[&id])
+                .await?
+                .is_empty())
+        })
+        .await
+    }
+}

@@ -1,0 +1,207 @@
+//! Rows in and out of the statements, and their parameter arrays.
+
+use std::time::SystemTime;
+
+use tokio_postgres::types::{FromSql, ToSql, Type};
+use tokio_postgres::Row;
+
+use crate::enqueue::NewJob;
+use crate::error::Result;
+use crate::outcome::Action;
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// What one claim asks for.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRequest {
+    /// Lowest priority value the lane may take (0 when work-conserving).
+    pub(crate) floor: i16,
+    /// Highest (least urgent) priority value the lane serves.
+    pub(crate) ceiling: i16,
+    pub(crate) queue: String,
+    pub(crate) kinds: Vec<String>,
+    pub(crate) limit: u32,
+    pub(crate) token: i64,
+    pub(crate) lease_ms: f64,
+    pub(crate) worker_id: String,
+}
+
+/// A job this worker now holds a lease on.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimedJob {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) priority: i16,
+    pub(crate) attempt: i32,
+    pub(crate) max_attempts: i32,
+    pub(crate) args: Vec<u8>,
+    pub(crate) timeout_ms: Option<i32>,
+    pub(crate) run_at: SystemTime,
+}
+
+impl ClaimedJob {
+    pub(crate) fn from_row(row: &Row) -> Result<Self> {
+        Ok(ClaimedJob {
+            id: row.try_get(0)?,
+            kind: row.try_get(1)?,
+            priority: row.try_get(2)?,
+            attempt: row.try_get(3)?,
+            max_attempts: row.try_get(4)?,
+            args: row.try_get::<_, RawJson>(5)?.0,
+            timeout_ms: row.try_get(6)?,
+            run_at: row.try_get(7)?,
+        })
+    }
+}
+
+/// `jsonb` as its JSON text, without building a `serde_json::Value` on the way.
+struct RawJson(Vec<u8>);
+
+impl<'a> FromSql<'a> for RawJson {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            // jsonb's binary format is a version byte (1) followed by the JSON text.
+            match raw.split_first() {
+                Some((1, text)) => Ok(RawJson(text.to_vec())),
+                _ => Err("unsupported jsonb format version".into()),
+            }
+        } else {
+            Ok(RawJson(raw.to_vec()))
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB || *ty == Type::JSON
+    }
+}
+
+/// A run's outcome, fenced by the lease token it ran under.
+#[derive(Debug, Clone)]
+pub(crate) struct OutcomeRow {
+    pub(crate) id: i64,
+    pub(crate) token: i64,
+    pub(crate) action: Action,
+}
+
+pub(crate) struct OutcomeParams {
+    ids: Vec<i64>,
+    tokens: Vec<i64>,
+    actions: Vec<&'static str>,
+    delays: Vec<f64>,
+    errors: Vec<Option<String>>,
+    causes: Vec<Option<&'static str>>,
+}
+
+impl OutcomeParams {
+    pub(crate) fn new(batch: &[OutcomeRow]) -> Self {
+        let n = batch.len();
+        let mut p = OutcomeParams {
+            ids: Vec::with_capacity(n),
+            tokens: Vec::with_capacity(n),
+            actions: Vec::with_capacity(n),
+            delays: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+            causes: Vec::with_capacity(n),
+        };
+        for o in batch {
+            p.ids.push(o.id);
+            p.tokens.push(o.token);
+            p.actions.push(o.action.name());
+            let (delay, error, cause) = match &o.action {
+                Action::Complete | Action::Release => (0.0, None, None),
+                Action::Retry {
+                    delay,
+                    error,
+                    cause,
+                } => (delay.as_secs_f64(), Some(error.clone()), Some(*cause)),
+                Action::Fail { error, cause } => (0.0, Some(error.clone()), Some(*cause)),
+                Action::Snooze { delay } => (delay.as_secs_f64(), None, None),
+            };
+            p.delays.push(delay);
+            p.errors.push(error);
+            p.causes.push(cause);
+        }
+        p
+    }
+
+    pub(crate) fn as_params(&self) -> [Param<'_>; 6] {
+        [
+            &self.ids,
+            &self.tokens,
+            &self.actions,
+            &self.delays,
+            &self.errors,
+            &self.causes,
+        ]
+    }
+}
+
+/// Column arrays for the bulk insert.
+pub(crate) struct EnqueueParams<'a> {
+    kinds: Vec<&'a str>,
+    queues: Vec<&'a str>,
+    priorities: Vec<i16>,
+    args: Vec<&'a str>,
+    max_attempts: Vec<i32>,
+    run_at: Vec<Option<SystemTime>>,
+    delay_s: Vec<Option<f64>>,
+    timeouts: Vec<Option<i32>>,
+    unique_keys: Vec<Option<&'a str>>,
+}
+
+impl<'a> EnqueueParams<'a> {
+    pub(crate) fn new(jobs: &'a [NewJob]) -> Self {
+        EnqueueParams {
+            kinds: jobs.iter().map(|j| j.kind.as_str()).collect(),
+            queues: jobs.iter().map(|j| j.queue.as_str()).collect(),
+            priorities: jobs.iter().map(|j| j.priority).collect(),
+            args: jobs.iter().map(|j| j.args.as_str()).collect(),
+            max_attempts: jobs.iter().map(|j| j.max_attempts).collect(),
+            run_at: jobs.iter().map(|j| j.run_at).collect(),
+            delay_s: jobs.iter().map(|j| j.delay_s).collect(),
+            timeouts: jobs.iter().map(|j| j.timeout_ms).collect(),
+            unique_keys: jobs.iter().map(|j| j.unique_key.as_deref()).collect(),
+        }
+    }
+
+    pub(crate) fn as_params(&self) -> [Param<'_>; 9] {
+        [
+            &self.kinds,
+            &self.queues,
+            &self.priorities,
+            &self.args,
+            &self.max_attempts,
+            &self.run_at,
+            &self.delay_s,
+            &self.timeouts,
+            &self.unique_keys,
+        ]
+    }
+}
+
+/// One group of live jobs from the stats query.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveRow {
+    pub(crate) state: String,
+    pub(crate) priority: i16,
+    pub(crate) kind: String,
+    pub(crate) due: bool,
+    pub(crate) count: i64,
+    pub(crate) oldest_wait_s: f64,
+}
+
+impl LiveRow {
+    pub(crate) fn from_row(row: &Row) -> Self {
+        LiveRow {
+            state: row.get(0),
+            priority: row.get(1),
+            kind: row.get(2),
+            due: row.get(3),
+            count: row.get(4),
+            oldest_wait_s: row.get::<_, Option<f64>>(5).unwrap_or(0.0),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+-- Claims up to $5 jobs for one lane, most urgent first, as a lease.
+--
+-- The MATERIALIZED CTE takes the row locks and is evaluated exactly once: written as
+-- `WHERE id IN (subquery)` the planner may turn the subquery into a join and lock more
+-- rows than LIMIT. SKIP LOCKED makes concurrent claimers pass over each other's rows
+-- instead of queueing behind them, so no two workers get the same job, and ORDER BY
+-- (matching jobs_claim_idx) means a claim never skips an eligible, unlocked, more urgent
+-- job for a less urgent one. `state = 'available'` is a literal so that the partial index
+-- is usable by the prepared (generic) plan. Lease times come from the database clock.
+WITH picked AS MATERIALIZED (
+    SELECT id
+    FROM /* TEMPLATE: schema */jobs
+    WHERE state = 'available'
+      AND priority BETWEEN $1::smallint AND $2::smallint
+      AND run_at <= now()
+      AND queue = $3::text
+      AND kind = ANY($4::text[])
+    ORDER BY priority, run_at, id
+    LIMIT $5::bigint
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE /* TEMPLATE: schema */jobs AS j
+SET state       = 'running',
+    attempt     = j.attempt + 1,
+    lease_token = $6::bigint,
+    lease_until = now() + $7::float8 * interval '1 millisecond',
+    worker_id   = $8::text,
+    started_at  = now()
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.kind, j.priority, j.attempt, j.max_attempts, j.args, j.timeout_ms, j.run_at

@@ -1,0 +1,51 @@
+-- Returns running jobs whose lease expired (their worker died, hung, or lost the
+-- database) to `available`, giving back the interrupted attempt and counting a rescue.
+-- A job on its $1-th rescue is failed instead: it keeps killing its worker (a poison
+-- pill). Rows locked by a worker writing its outcome right now are skipped and looked
+-- at again next pass. Lease expiry is judged by the database clock.
+WITH expired AS MATERIALIZED (
+    SELECT id
+    FROM /* TEMPLATE: schema */jobs
+    WHERE state = 'running' AND lease_until < now()
+    ORDER BY lease_until
+    LIMIT $2::bigint
+    FOR UPDATE SKIP LOCKED
+),
+poisoned AS (
+    DELETE FROM /* TEMPLATE: schema */jobs AS j
+    USING expired AS e
+    WHERE j.id = e.id AND j.rescues + 1 >= $1::integer
+    RETURNING j.*
+),
+moved AS (
+    INSERT INTO /* TEMPLATE: schema */jobs_finished
+        (id, kind, queue, priority, args, state, attempt, max_attempts, run_at, timeout_ms,
+         unique_key, worker_id, rescues, errors, created_at, started_at, finished_at)
+    SELECT id, kind, queue, priority, args, 'failed', attempt, max_attempts, run_at, timeout_ms,
+           unique_key, worker_id, rescues + 1,
+           errors || jsonb_build_array(jsonb_build_object(
+               'attempt', attempt, 'at', now(), 'cause', 'rescue',
+               'error', format('lease expired %s times (last worker %s): failed as a poison pill',
+                               rescues + 1, coalesce(worker_id, '?')))),
+           created_at, started_at, now()
+    FROM poisoned
+    RETURNING id
+),
+back AS (
+    UPDATE /* TEMPLATE: schema */jobs AS j
+    SET state       = 'available',
+        attempt     = greatest(j.attempt - 1, 0),
+        rescues     = j.rescues + 1,
+        errors      = j.errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', j.attempt, 'at', now(), 'cause', 'rescue',
+                          'error', format('lease expired: worker %s stopped renewing it',
+                                          coalesce(j.worker_id, '?')))),
+        run_at      = now(),
+        lease_token = NULL,
+        lease_until = NULL,
+        worker_id   = NULL
+    FROM expired AS e
+    WHERE j.id = e.id AND j.rescues + 1 < $1::integer
+    RETURNING j.id
+)
+SELECT (SELECT count(*) FROM back) AS rescued, (SELECT count(*) FROM moved) AS failed

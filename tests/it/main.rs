@@ -1,0 +1,8 @@
+#![allow(unreachable_pub)]
+
+//! pglane's integration suite: one binary (to keep link time down), real PostgreSQL,
+//! a fresh schema per test, and no sleep-based assertions.
+
+mod support;
+
+mod core;

@@ -1,0 +1,285 @@
+//! Test support: a fresh schema per test, an engine with short timings, a probe job that
+//! reports what it does, and `wait_for` helpers that wait for events with a deadline.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use pglane::devdb::TempPostgres;
+use pglane::{Backoff, Engine, EngineBuilder, Job, JobContext, JobError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, NoTls};
+
+/// The database every test uses: `DATABASE_URL`, else the local default, else a
+/// throwaway server started once for the whole test binary.
+pub fn database_url() -> &'static str {
+    static URL: OnceLock<(String, Option<TempPostgres>)> = OnceLock::new();
+    let (url, _) = URL.get_or_init(|| {
+        std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(pglane::devdb::database_url())
+                .unwrap_or_else(|e| panic!("no database for the tests: {e}"))
+        })
+        .join()
+        .unwrap()
+    });
+    url
+}
+
+/// A fresh, migrated schema, dropped by [`TestDb::cleanup`] when the test passes.
+pub struct TestDb {
+    pub url: String,
+    pub schema: String,
+    pub client: Client,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        Self::at(database_url()).await
+    }
+
+    pub async fn at(url: &str) -> TestDb {
+        let schema = format!("t_{:016x}", fastrand::u64(..));
+        pglane::migrate(url, &schema).await.expect("migrate");
+        let client = connect(url).await;
+        TestDb {
+            url: url.to_string(),
+            schema,
+            client,
+        }
+    }
+
+    /// An engine builder on this schema with test timings: fast polls, short leases and
+    /// backoffs, so failure paths finish in well under a second.
+    pub fn engine(&self) -> EngineBuilder {
+        Engine::builder(self.url.as_str())
+            .schema(self.schema.clone())
+            .poll_interval(Duration::from_millis(200))
+            .poll_interval_without_listener(Duration::from_millis(100))
+            .lease(Duration::from_secs(5))
+            .call_timeout(Duration::from_secs(3))
+            .maintenance_interval(Duration::from_millis(300))
+            .shutdown_grace(Duration::from_secs(5))
+            .retry_backoff(Backoff {
+                base: Duration::from_millis(20),
+                max: Duration::from_millis(100),
+                jitter: 0.0,
+            })
+    }
+
+    /// `SELECT count(*)` of `sql_where` over live + finished jobs (`all_jobs`).
+    pub async fn count(&self, sql_where: &str) -> i64 {
+        let q = format!(
+            "SELECT count(*) FROM \"{}\".all_jobs WHERE {sql_where}",
+            self.schema
+        );
+        self.client.query_one(&q, &[]).await.unwrap().get(0)
+    }
+
+    pub async fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        let sql = sql.replace("{schema}", &format!("\"{}\"", self.schema));
+        self.client
+            .query(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Waits until `count(sql_where) == n`, failing after `timeout`.
+    pub async fn wait_count(&self, sql_where: &str, n: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.count(sql_where).await;
+            if got == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {timeout:?} for {n} jobs where {sql_where}; have {got}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn cleanup(self) {
+        self.client
+            .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema))
+            .await
+            .expect("drop schema");
+    }
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    actix_rt::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// Waits for `cond` to become true, checking every 20 ms, failing after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a probe job does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Behave {
+    Succeed,
+    /// Fail every attempt below `until`, then succeed.
+    FailUntil(i32),
+    Cancel,
+    /// Snooze on the first attempt, then succeed.
+    SnoozeOnce(u64),
+    Panic,
+    SleepMs(u64),
+    /// Never yield (a blocking loop) for this long.
+    BlockMs(u64),
+}
+
+/// The test job: reports each start to the test through [`Events`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Probe {
+    pub tag: String,
+    pub behave: Behave,
+}
+
+impl Probe {
+    pub fn new(tag: impl Into<String>) -> Self {
+        Probe {
+            tag: tag.into(),
+            behave: Behave::Succeed,
+        }
+    }
+
+    pub fn behave(tag: impl Into<String>, behave: Behave) -> Self {
+        Probe {
+            tag: tag.into(),
+            behave,
+        }
+    }
+}
+
+/// A handler start, as seen by the probe.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: i64,
+    pub tag: String,
+    pub attempt: i32,
+    pub priority: i16,
+    pub lane: String,
+    pub at: Instant,
+}
+
+/// The channel probes report on; register with `.data(events.sender())`.
+pub struct Events {
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+#[derive(Clone)]
+pub struct EventSender(mpsc::UnboundedSender<Event>);
+
+impl Events {
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Events { tx, rx }
+    }
+
+    pub fn sender(&self) -> EventSender {
+        EventSender(self.tx.clone())
+    }
+
+    /// The next event, failing after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Event {
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no job started within {timeout:?}"))
+            .expect("events channel open")
+    }
+
+    /// The next `n` events.
+    pub async fn take(&mut self, n: usize, timeout: Duration) -> Vec<Event> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(e)) => out.push(e),
+                _ => panic!("only {} of {n} jobs started within {timeout:?}", out.len()),
+            }
+        }
+        out
+    }
+
+    /// Whether an event arrives within `window` (for "must not run yet" checks, bounded).
+    pub async fn none_within(&mut self, window: Duration) -> bool {
+        tokio::time::timeout(window, self.rx.recv()).await.is_err()
+    }
+}
+
+impl Job for Probe {
+    const KIND: &'static str = "probe";
+    const MAX_ATTEMPTS: i32 = 3;
+
+    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        if let Some(tx) = ctx.data::<EventSender>() {
+            let _ = tx.0.send(Event {
+                id: ctx.id(),
+                tag: self.tag.clone(),
+                attempt: ctx.attempt(),
+                priority: ctx.priority(),
+                lane: ctx.lane().to_string(),
+                at: Instant::now(),
+            });
+        }
+        match self.behave {
+            Behave::Succeed => Ok(()),
+            Behave::FailUntil(n) if ctx.attempt() < n => Err(JobError::retry(format!(
+                "failing attempt {}",
+                ctx.attempt()
+            ))),
+            Behave::FailUntil(_) => Ok(()),
+            Behave::Cancel => Err(JobError::cancel("not wanted")),
+            Behave::SnoozeOnce(ms) if ctx.attempt() == 1 && !snoozed(&ctx).await => {
+                Err(JobError::snooze(Duration::from_millis(ms)))
+            }
+            Behave::SnoozeOnce(_) => Ok(()),
+            Behave::Panic => panic!("probe {} panicked on purpose", self.tag),
+            Behave::SleepMs(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(())
+            }
+            Behave::BlockMs(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whether this job was snoozed before (its errors are empty, but run_at moved): the
+/// probe keeps a per-process set instead, keyed by id.
+async fn snoozed(ctx: &JobContext) -> bool {
+    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<i64>>> = OnceLock::new();
+    let set = SEEN.get_or_init(Default::default);
+    !set.lock().unwrap().insert(ctx.id())
+}
+
+pub type Shared<T> = Arc<std::sync::Mutex<T>>;
