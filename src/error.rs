@@ -46,6 +46,11 @@ pub enum Error {
     #[error("no database connection: {0}")]
     Pool(String),
 
+    /// The database is unavailable (down, read-only, or unreachable): the call was not
+    /// sent. The engine probes it once per backoff interval and resumes by itself.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+
     /// A database call did not finish within its timeout.
     #[error("database call timed out after {0:?}")]
     Timeout(Duration),
@@ -86,7 +91,7 @@ impl Error {
                     true
                 }
             }
-            Error::Pool(_) | Error::Timeout(_) => true,
+            Error::Pool(_) | Error::Timeout(_) | Error::Unavailable(_) => true,
             _ => false,
         }
     }

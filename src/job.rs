@@ -129,6 +129,7 @@ pub struct JobContext {
     pub(crate) id: i64,
     pub(crate) kind: &'static str,
     pub(crate) attempt: i32,
+    pub(crate) token: i64,
     pub(crate) max_attempts: i32,
     pub(crate) priority: i16,
     pub(crate) lane: Arc<str>,
@@ -150,6 +151,12 @@ impl JobContext {
     /// This attempt's number, from 1. A run interrupted by a lost worker is not counted.
     pub fn attempt(&self) -> i32 {
         self.attempt
+    }
+
+    /// The lease token this run holds: together with [`id`](Self::id) it identifies
+    /// the run (two runs of one job, e.g. after a rescue, have different tokens).
+    pub fn lease_token(&self) -> i64 {
+        self.token
     }
 
     /// Attempts allowed in all.

@@ -8,9 +8,12 @@
 //! notification lost while the listener was down costs at most one poll interval.
 //!
 //! The connection is health-checked on an interval: a query under a timeout that also
-//! reads `pg_is_in_recovery()`, `transaction_read_only` and `pg_listening_channels()`.
-//! A connection that survived a failover onto a read-only server, or silently lost its
-//! subscription, fails the check and is replaced.
+//! reads `pg_is_in_recovery()`, `transaction_read_only` and `pg_listening_channels()`,
+//! then an end-to-end self-notification sent through the pool that must come back on
+//! this connection. A connection that survived a failover onto a read-only server, that
+//! silently lost its subscription, or that listens on a different server than the pool
+//! writes to, fails the check and is replaced. When the store retires its pool after a
+//! topology change, the listener reconnects too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +25,7 @@ use tokio_postgres::{AsyncMessage, Client, NoTls};
 use crate::actor::supervisor::JobSupervisor;
 use crate::actor::LogLimiter;
 use crate::config::Settings;
+use crate::store::Store;
 
 /// At most one hint without a priority is forwarded per this interval.
 const BARE_HINT_INTERVAL: Duration = Duration::from_millis(50);
@@ -54,8 +58,19 @@ enum Pumped {
 #[rtype(result = "()")]
 pub(crate) struct StopListener;
 
+/// The pool was retired (topology change): reconnect.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Recycle;
+
+/// Prefix of the listener's own health-check notifications.
+const PING_PREFIX: &str = "pglane-ping:";
+
 pub(crate) struct Listener {
     pg: tokio_postgres::Config,
+    store: Store,
+    /// Nonce and send time of the self-notification awaited, if any.
+    ping: Option<(u64, Instant)>,
     channel: String,
     settings: Arc<Settings>,
     supervisor: Addr<JobSupervisor>,
@@ -74,12 +89,15 @@ pub(crate) struct Listener {
 impl Listener {
     pub(crate) fn new(
         pg: tokio_postgres::Config,
+        store: Store,
         channel: String,
         settings: Arc<Settings>,
         supervisor: Addr<JobSupervisor>,
     ) -> Self {
         Listener {
             pg,
+            store,
+            ping: None,
             channel,
             settings,
             supervisor,
@@ -96,7 +114,14 @@ impl Listener {
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
-        if self.connecting || self.stopping {
+        if self.connecting || self.stopping || self.client.is_some() {
+            return;
+        }
+        if self.store.is_down() {
+            // The database is known to be unavailable and the store probes it once per
+            // interval for the whole engine; connecting now would only be a second probe.
+            let delay = self.settings.reconnect_backoff.delay(self.failures.max(1));
+            ctx.run_later(delay, |act, ctx| act.connect(ctx));
             return;
         }
         self.connecting = true;
@@ -164,6 +189,7 @@ impl Listener {
     /// The connection is gone or unfit: report it and reconnect after a backoff.
     fn lost(&mut self, ctx: &mut Context<Self>, reason: String) {
         self.client = None;
+        self.ping = None;
         self.epoch += 1;
         if self.stopping {
             return;
@@ -220,11 +246,33 @@ impl Listener {
             if act.epoch != epoch {
                 return;
             }
-            if let Err(reason) = result {
-                act.lost(ctx, reason);
+            match result {
+                Err(reason) => act.lost(ctx, reason),
+                Ok(()) if act.ping.is_none() => act.send_ping(ctx),
+                Ok(()) => {}
             }
         })
         .spawn(ctx);
+    }
+
+    /// Sends a notification through the pool that must arrive on this connection.
+    fn send_ping(&mut self, ctx: &mut Context<Self>) {
+        let nonce = fastrand::u64(..);
+        // Expect it before sending: it can arrive before the send's reply.
+        self.ping = Some((nonce, Instant::now()));
+        let store = self.store.clone();
+        let epoch = self.epoch;
+        async move { store.notify(&format!("{PING_PREFIX}{nonce}")).await }
+            .into_actor(self)
+            .map(move |sent, act, _| {
+                // If the pool could not send it, the database is the problem, not this
+                // connection: the store's breaker handles that.
+                if sent.is_err() && act.epoch == epoch && act.ping.is_some_and(|(n, _)| n == nonce)
+                {
+                    act.ping = None;
+                }
+            })
+            .spawn(ctx);
     }
 }
 
@@ -232,6 +280,15 @@ impl Actor for Listener {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let mut recycled = self.store.recycled();
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            while recycled.changed().await.is_ok() {
+                if me.try_send(Recycle).is_err() && !me.connected() {
+                    break;
+                }
+            }
+        });
         self.connect(ctx);
         ctx.run_interval(self.settings.listener_health_interval, |act, ctx| {
             act.check_health(ctx)
@@ -244,6 +301,14 @@ impl Handler<Pumped> for Listener {
 
     fn handle(&mut self, msg: Pumped, ctx: &mut Context<Self>) {
         match msg {
+            Pumped::Notification { epoch, payload }
+                if epoch == self.epoch && payload.starts_with(PING_PREFIX) =>
+            {
+                let nonce = payload[PING_PREFIX.len()..].parse::<u64>().ok();
+                if nonce.is_some() && self.ping.map(|(n, _)| n) == nonce {
+                    self.ping = None;
+                }
+            }
             Pumped::Notification { epoch, payload } if epoch == self.epoch => {
                 // Anyone who can connect can NOTIFY on our channel: treat the payload as
                 // a hint at most, and never trust it beyond parsing a priority.
@@ -268,6 +333,16 @@ impl Handler<Pumped> for Listener {
             }
             Pumped::Closed { epoch, reason } if epoch == self.epoch => self.lost(ctx, reason),
             _ => {}
+        }
+    }
+}
+
+impl Handler<Recycle> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, _: Recycle, ctx: &mut Context<Self>) {
+        if self.client.is_some() {
+            self.lost(ctx, "the pool was retired after a topology change".into());
         }
     }
 }

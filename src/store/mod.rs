@@ -2,7 +2,9 @@
 //! rendered once per schema; the engine's hot statements are prepared once per pooled
 //! connection.
 
+mod breaker;
 pub(crate) mod classify;
+mod copy;
 mod pool;
 mod rows;
 
@@ -11,12 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tokio_postgres::GenericClient;
+
+use breaker::{Breaker, Transition};
 
 pub(crate) use pool::Stmt;
 pub use pool::{Conn, Manager, Pool};
 pub(crate) use rows::{ClaimRequest, ClaimedJob, LiveRow, OutcomeRow};
 
+use crate::backoff::Backoff;
 use crate::enqueue::NewJob;
 use crate::error::{Error, Result};
 
@@ -72,12 +78,17 @@ pub(crate) struct Store {
 
 struct Inner {
     pool: Pool,
+    /// The handlers' pool: not used by the store, but retired with it.
+    app_pool: Option<Pool>,
     schema: String,
     channel: String,
     sql: Sql,
     call_timeout: Duration,
     generation: Arc<AtomicU64>,
+    /// Publishes the generation, so the listener reconnects when the pool is retired.
+    recycled: watch::Sender<u64>,
     last_recycle: Mutex<Option<Instant>>,
+    breaker: Mutex<Breaker>,
 }
 
 /// Counts from one maintenance pass.
@@ -93,22 +104,43 @@ pub(crate) struct MaintenanceReport {
 impl Store {
     pub(crate) fn new(
         pool: Pool,
+        app_pool: Option<Pool>,
         schema: &str,
         channel: &str,
         call_timeout: Duration,
         generation: Arc<AtomicU64>,
+        probe_backoff: Backoff,
     ) -> Self {
+        let (recycled, _) = watch::channel(generation.load(Ordering::Acquire));
         Store {
             inner: Arc::new(Inner {
                 pool,
+                app_pool,
                 schema: schema.to_string(),
                 channel: channel.to_string(),
                 sql: Sql::new(schema, channel),
                 call_timeout,
                 generation,
+                recycled,
                 last_recycle: Mutex::new(None),
+                breaker: Mutex::new(Breaker::new(probe_backoff)),
             }),
         }
+    }
+
+    /// Changes whenever pooled connections are retired (a topology change).
+    pub(crate) fn recycled(&self) -> watch::Receiver<u64> {
+        self.inner.recycled.subscribe()
+    }
+
+    /// Whether the breaker is open (the database was found unavailable and is being
+    /// probed).
+    pub(crate) fn is_down(&self) -> bool {
+        self.inner
+            .breaker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_down()
     }
 
     pub(crate) fn schema(&self) -> &str {
@@ -119,23 +151,50 @@ impl Store {
         &self.inner.channel
     }
 
-    /// Runs `fut` under the call timeout. An abandoned call leaves its connection
-    /// marked suspect, so the pool discards it.
+    /// Runs `fut` under the call timeout and the breaker. An abandoned call leaves its
+    /// connection marked suspect, so the pool discards it. While the breaker is open the
+    /// call fails fast with [`Error::Unavailable`], unless it is the interval's probe.
     pub(crate) async fn timed<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let admission = self
+            .breaker()
+            .admit(Instant::now())
+            .map_err(Error::Unavailable)?;
         let result = match tokio::time::timeout(self.inner.call_timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(self.inner.call_timeout)),
         };
-        if let Err(e) = &result {
-            if e.is_topology_change() {
+        let failure = match &result {
+            Err(e) if e.is_topology_change() => Some(e.to_string()),
+            _ => None,
+        };
+        let transition =
+            self.breaker()
+                .record(admission, failure.clone(), Instant::now(), fastrand::f64());
+        match transition {
+            Transition::WentDown => {
+                tracing::warn!(
+                    schema = %self.inner.schema,
+                    reason = failure.as_deref().unwrap_or(""),
+                    "database unavailable: retiring connections, polling, and probing once per interval"
+                );
                 self.recycle();
             }
+            Transition::CameBack(after) => {
+                tracing::info!(schema = %self.inner.schema, ?after, "database available again");
+            }
+            Transition::None => {}
         }
         result
     }
 
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.inner.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Retires every pooled connection (at most once a second): after a failover or a
-    /// read-only flip the pool must not keep connections to the old server.
+    /// read-only flip the pool must not keep connections to the old server. Idle ones
+    /// are checked out and dropped at once; busy ones are discarded when returned; the
+    /// listener reconnects when it sees the new generation.
     pub(crate) fn recycle(&self) {
         let mut last = self
             .inner
@@ -146,8 +205,33 @@ impl Store {
             return;
         }
         *last = Some(Instant::now());
-        self.inner.generation.fetch_add(1, Ordering::AcqRel);
-        tracing::info!(schema = %self.inner.schema, "retiring pooled connections after a topology change");
+        let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.recycled.send_replace(generation);
+        for pool in std::iter::once(&self.inner.pool).chain(self.inner.app_pool.as_ref()) {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let idle = pool.state().idle_connections;
+                for _ in 0..idle {
+                    // A stale connection is discarded on drop (has_broken).
+                    match tokio::time::timeout(Duration::from_millis(200), pool.get()).await {
+                        Ok(Ok(conn)) => drop(conn),
+                        _ => break,
+                    }
+                }
+            });
+        }
+    }
+
+    /// Sends a notification on the engine's channel through the pool (the listener's
+    /// end-to-end health check).
+    pub(crate) async fn notify(&self, payload: &str) -> Result<()> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            conn.query_once("SELECT pg_notify($1, $2)", &[&self.inner.channel, &payload])
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// A connection from the pool, never one from a retired generation.

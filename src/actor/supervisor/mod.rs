@@ -232,6 +232,7 @@ impl JobSupervisor {
             id: job.id,
             kind: reg.kind,
             attempt: job.attempt,
+            token,
             max_attempts: job.max_attempts,
             priority: job.priority,
             lane: lane.name.clone(),
@@ -395,6 +396,7 @@ impl Actor for JobSupervisor {
         let me = ctx.address();
         let listener = Listener::new(
             self.listener_config.clone(),
+            self.store.clone(),
             self.store.channel().to_string(),
             self.settings.clone(),
             me.clone(),
