@@ -294,6 +294,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Backoff between reconnect attempts and database probes while the database is
+    /// unavailable (one probe per interval for the whole engine). Defaults to 100 ms
+    /// doubling to 10 s, ±30%.
+    pub fn reconnect_backoff(mut self, b: Backoff) -> Self {
+        self.settings.reconnect_backoff = b;
+        self
+    }
+
     /// How often maintenance (rescue, prune) runs. Defaults to 5 s.
     pub fn maintenance_interval(mut self, d: Duration) -> Self {
         self.settings.maintenance_interval = d;
@@ -410,14 +418,25 @@ impl EngineBuilder {
             settings.reconnect_backoff,
         );
 
-        let found = store.schema_version().await?;
-        if found != SCHEMA_VERSION {
-            return Err(Error::NotMigrated {
-                schema: settings.schema.clone(),
-                found,
-                expected: SCHEMA_VERSION,
-            });
-        }
+        // A database that is down or read-only at start does not stop the engine: it
+        // starts, polls, and verifies the schema once the database is back, like after
+        // any outage. A database that answers with the wrong schema version is a
+        // deployment error and fails now.
+        let schema_verified = match store.schema_version().await {
+            Ok(SCHEMA_VERSION) => true,
+            Ok(found) => {
+                return Err(Error::NotMigrated {
+                    schema: settings.schema.clone(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                })
+            }
+            Err(e) if e.is_topology_change() => {
+                tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");
+                false
+            }
+            Err(e) => return Err(e),
+        };
 
         let handlers = HandlerRuntime::new(settings.handler_threads)
             .map_err(|e| Error::InvalidConfig(format!("could not start handler threads: {e}")))?;
@@ -450,6 +469,7 @@ impl EngineBuilder {
             completer,
             handlers: handlers.clone(),
             listener_config: listener_pg,
+            schema_verified,
         })
         .start();
         Ok(Engine {

@@ -43,7 +43,12 @@
 //! ```
 
 mod actor;
+pub mod admin;
 mod backoff;
+/// Internals exposed for the `hot_paths` micro-benchmark. **Not part of the stable
+/// API**: may change or disappear in any release.
+#[doc(hidden)]
+pub mod bench_api;
 mod config;
 mod control;
 pub mod devdb;
@@ -69,7 +74,7 @@ pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
 pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
-pub use stats::{EngineStats, LaneStats, ListenerMode, ListenerStats, StateCounts};
+pub use stats::{DatabaseStats, EngineStats, LaneStats, ListenerMode, ListenerStats, StateCounts};
 pub use store::{Conn, Manager, Pool};
 pub use validate::Rejection;
 

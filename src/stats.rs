@@ -17,6 +17,8 @@ pub struct EngineStats {
     pub unregistered_kinds: Vec<(String, i64)>,
     /// The notification listener.
     pub listener: ListenerStats,
+    /// Whether the database is serving the engine.
+    pub database: DatabaseStats,
     /// Jobs this process has started, all lanes.
     pub started: u64,
 }
@@ -89,6 +91,20 @@ pub struct ListenerStats {
     pub connects: u64,
     /// Why it last went down, if it did.
     pub last_error: Option<String>,
+}
+
+/// The database as the engine sees it.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DatabaseStats {
+    /// `false` while the database is unreachable, read-only or shutting down; the engine
+    /// then polls and probes it once per backoff interval.
+    pub available: bool,
+    /// Why it is unavailable (e.g. "cannot execute UPDATE in a read-only transaction").
+    pub last_error: Option<String>,
+    /// Whether the schema version has been verified (false only when the engine
+    /// started while the database was unavailable and it has not come back yet).
+    pub schema_verified: bool,
 }
 
 /// Fills each lane's `waiting` and `oldest_wait`, and the state counts, from live rows.

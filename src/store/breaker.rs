@@ -106,6 +106,11 @@ impl Breaker {
         }
     }
 
+    /// Why the breaker is open, if it is.
+    pub(crate) fn down_reason(&self) -> Option<&str> {
+        self.down.as_ref().map(|d| d.reason.as_str())
+    }
+
     pub(crate) fn is_down(&self) -> bool {
         self.down.is_some()
     }

@@ -135,6 +135,11 @@ impl Store {
 
     /// Whether the breaker is open (the database was found unavailable and is being
     /// probed).
+    /// Why the database is considered unavailable, if it is.
+    pub(crate) fn unavailable(&self) -> Option<String> {
+        self.breaker().down_reason().map(str::to_string)
+    }
+
     pub(crate) fn is_down(&self) -> bool {
         self.inner
             .breaker

@@ -113,6 +113,11 @@ impl Handler<Stats> for JobSupervisor {
                 })
                 .collect(),
             listener: self.listener.clone(),
+            database: crate::stats::DatabaseStats {
+                available: self.store.unavailable().is_none(),
+                last_error: self.store.unavailable(),
+                schema_verified: self.schema_verified,
+            },
             started: self.started_total,
             ..Default::default()
         };
@@ -122,8 +127,14 @@ impl Handler<Stats> for JobSupervisor {
         let queue = self.settings.queue.clone();
         Box::pin(
             async move {
-                let (live, finished) = store.stats(&queue).await?;
-                summarize(&lanes, &kinds, &live, &finished, &mut out);
+                // Local figures are still worth reporting when the database is not.
+                match store.stats(&queue).await {
+                    Ok((live, finished)) => summarize(&lanes, &kinds, &live, &finished, &mut out),
+                    Err(e) => {
+                        out.database.available = false;
+                        out.database.last_error = Some(e.to_string());
+                    }
+                }
                 Ok(out)
             }
             .into_actor(self),

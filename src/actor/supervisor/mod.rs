@@ -53,6 +53,10 @@ pub struct JobSupervisor {
     started_total: u64,
     shutdown: Option<ShutdownState>,
     claim_log: LogLimiter,
+    /// Whether the schema version was checked; false only when the database was
+    /// unavailable at start. No claims until it is.
+    schema_verified: bool,
+    schema_check_in_flight: bool,
 }
 
 struct LaneSlot {
@@ -91,6 +95,7 @@ pub(crate) struct SupervisorParts {
     pub(crate) completer: Addr<Completer>,
     pub(crate) handlers: Arc<HandlerRuntime>,
     pub(crate) listener_config: tokio_postgres::Config,
+    pub(crate) schema_verified: bool,
 }
 
 impl JobSupervisor {
@@ -126,6 +131,8 @@ impl JobSupervisor {
             started_total: 0,
             shutdown: None,
             claim_log: LogLimiter::new(Duration::from_secs(5)),
+            schema_verified: p.schema_verified,
+            schema_check_in_flight: false,
         }
     }
 
@@ -136,6 +143,9 @@ impl JobSupervisor {
     /// Marks every lane that can take `priority` (all lanes if unknown) as wanting work,
     /// and dispatches.
     fn wake(&mut self, ctx: &mut Context<Self>, priority: Option<i16>) {
+        if !self.schema_verified {
+            return;
+        }
         for i in 0..self.lanes.len() {
             if priority.is_none_or(|p| self.lanes[i].lane.accepts(p)) {
                 self.lanes[i].account.want();
@@ -371,10 +381,47 @@ impl JobSupervisor {
         if self.shutdown.is_some() {
             return;
         }
+        if !self.schema_verified {
+            self.verify_schema(ctx);
+        }
         self.wake(ctx, None);
         ctx.run_later(jittered(self.poll_interval(), 0.1), |act, ctx| {
             act.poll(ctx)
         });
+    }
+
+    /// Checks the schema version once the database is reachable (after starting while
+    /// it was not).
+    fn verify_schema(&mut self, ctx: &mut Context<Self>) {
+        if self.schema_check_in_flight {
+            return;
+        }
+        self.schema_check_in_flight = true;
+        let store = self.store.clone();
+        async move { store.schema_version().await }
+            .into_actor(self)
+            .map(|result, act, ctx| {
+                act.schema_check_in_flight = false;
+                match result {
+                    Ok(crate::migrate::SCHEMA_VERSION) => {
+                        tracing::info!("database reachable and schema verified; claiming");
+                        act.schema_verified = true;
+                        act.wake(ctx, None);
+                    }
+                    Ok(found) => {
+                        if let Some(suppressed) = act.claim_log.allow() {
+                            tracing::error!(
+                                found,
+                                expected = crate::migrate::SCHEMA_VERSION,
+                                suppressed,
+                                "schema is not migrated to this pglane's version; not claiming"
+                            );
+                        }
+                    }
+                    Err(_) => {} // The store's breaker reports outages.
+                }
+            })
+            .spawn(ctx);
     }
 
     /// During shutdown, wakes the waiters once nothing runs and no claim is in flight.
