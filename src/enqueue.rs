@@ -229,6 +229,15 @@ pub(crate) fn validate_many<J: Job>(
         .collect::<Result<Vec<_>, Error>>()
 }
 
+/// The priority to wake workers with after inserting `jobs`: the most urgent of those
+/// due at once. `None` when all are scheduled for later (the poll finds those).
+pub(crate) fn wake_hint(jobs: &[NewJob]) -> Option<i16> {
+    jobs.iter()
+        .filter(|j| j.run_at.is_none() && j.delay_s.is_none())
+        .map(|j| j.priority)
+        .min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +294,21 @@ mod tests {
             (n.delay_s, n.timeout_ms, n.unique_key.as_deref()),
             (Some(1.5), Some(2000), Some("k1"))
         );
+    }
+
+    #[test]
+    fn wake_hint_is_the_most_urgent_due_priority() {
+        let jobs = validate_many([
+            Enqueue::new(ping()).priority(7),
+            Enqueue::new(ping())
+                .priority(3)
+                .delay(Duration::from_secs(1)),
+            Enqueue::new(ping()).priority(5),
+        ])
+        .unwrap();
+        assert_eq!(wake_hint(&jobs), Some(5), "the delayed job does not count");
+        assert_eq!(wake_hint(&jobs[1..2]), None);
+        assert_eq!(wake_hint(&[]), None);
     }
 
     #[test]

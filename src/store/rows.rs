@@ -1,8 +1,9 @@
 //! Rows in and out of the statements, and their parameter arrays.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use tokio_postgres::types::{FromSql, ToSql, Type};
+use bytes::{BufMut, BytesMut};
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::Row;
 
 use crate::enqueue::NewJob;
@@ -203,5 +204,108 @@ impl LiveRow {
             count: row.get(4),
             oldest_wait_s: row.get::<_, Option<f64>>(5).unwrap_or(0.0),
         }
+    }
+}
+
+/// Column types of `sql/copy_jobs.sql`, in its column order.
+pub(crate) const COPY_COLUMNS: [Type; 8] = [
+    Type::TEXT,        // kind
+    Type::TEXT,        // queue
+    Type::INT2,        // priority
+    Type::JSONB,       // args
+    Type::INT4,        // max_attempts
+    Type::TIMESTAMPTZ, // run_at
+    Type::INT4,        // timeout_ms
+    Type::TEXT,        // unique_key
+];
+
+/// When a copied job becomes due. COPY cannot evaluate `now() + delay` per row, so the
+/// delay is added to `db_now`, the copying transaction's own `now()`: the database
+/// clock, exactly what the column default and the unnest insert would use.
+pub(crate) fn copy_run_at(job: &NewJob, db_now: SystemTime) -> SystemTime {
+    match (job.run_at, job.delay_s) {
+        (Some(at), _) => at,
+        (None, Some(d)) => db_now + Duration::from_secs_f64(d.max(0.0)),
+        (None, None) => db_now,
+    }
+}
+
+/// Validated JSON text sent as `jsonb` in binary form. Binary COPY has no text
+/// fallback, so a plain `&str` cannot fill a `jsonb` column, and going through
+/// `serde_json::Value` would parse and re-serialize every job's args for nothing.
+#[derive(Debug)]
+pub(crate) struct JsonbText<'a>(pub(crate) &'a str);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        // jsonb's binary format is a version byte (1) followed by the JSON text.
+        out.put_u8(1);
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(run_at: Option<SystemTime>, delay_s: Option<f64>) -> NewJob {
+        NewJob {
+            kind: "k".into(),
+            queue: "default".into(),
+            priority: 1,
+            args: "{}".into(),
+            max_attempts: 1,
+            run_at,
+            delay_s,
+            timeout_ms: None,
+            unique_key: None,
+        }
+    }
+
+    #[test]
+    fn jsonb_text_is_version_byte_then_text() {
+        let mut out = BytesMut::new();
+        let r = JsonbText(r#"{"a":1}"#)
+            .to_sql_checked(&Type::JSONB, &mut out)
+            .unwrap();
+        assert!(matches!(r, IsNull::No));
+        assert_eq!(&out[..], b"\x01{\"a\":1}");
+        assert!(JsonbText("{}")
+            .to_sql_checked(&Type::TEXT, &mut BytesMut::new())
+            .is_err());
+    }
+
+    #[test]
+    fn copied_jobs_are_due_by_the_database_clock() {
+        let db_now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(5);
+        assert_eq!(copy_run_at(&job(None, None), db_now), db_now);
+        assert_eq!(
+            copy_run_at(&job(None, Some(1.5)), db_now),
+            db_now + Duration::from_millis(1500)
+        );
+        assert_eq!(copy_run_at(&job(Some(at), Some(9.0)), db_now), at);
+    }
+
+    #[test]
+    fn copy_columns_match_the_statement() {
+        let sql = include_str!("sql/copy_jobs.sql");
+        let cols = "(kind, queue, priority, args, max_attempts, run_at, timeout_ms, unique_key)";
+        assert!(
+            sql.contains(cols),
+            "copy_jobs.sql lists the columns in COPY_COLUMNS order"
+        );
+        assert_eq!(COPY_COLUMNS.len(), cols.split(',').count());
     }
 }
