@@ -69,7 +69,7 @@ impl Checker {
     }
 }
 
-impl<'a> ser::Serializer for &'a mut Checker {
+impl ser::Serializer for &mut Checker {
     type Ok = ();
     type Error = CheckError;
     type SerializeSeq = Self;
@@ -224,7 +224,7 @@ compound!(SerializeTuple, serialize_element);
 compound!(SerializeTupleStruct, serialize_field);
 compound!(SerializeStruct, serialize_field, key);
 
-impl<'a> ser::SerializeTupleVariant for &'a mut Checker {
+impl ser::SerializeTupleVariant for &mut Checker {
     type Ok = ();
     type Error = CheckError;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Res {
@@ -236,7 +236,7 @@ impl<'a> ser::SerializeTupleVariant for &'a mut Checker {
     }
 }
 
-impl<'a> ser::SerializeStructVariant for &'a mut Checker {
+impl ser::SerializeStructVariant for &mut Checker {
     type Ok = ();
     type Error = CheckError;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Res {
@@ -249,7 +249,7 @@ impl<'a> ser::SerializeStructVariant for &'a mut Checker {
     }
 }
 
-impl<'a> ser::SerializeMap for &'a mut Checker {
+impl ser::SerializeMap for &mut Checker {
     type Ok = ();
     type Error = CheckError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Res {
