@@ -5,4 +5,12 @@
 
 mod support;
 
+mod bad_input;
+mod concurrency;
 mod core;
+mod enqueue;
+mod lifecycle;
+mod migrations;
+mod priority;
+mod shutdown;
+mod tuning;

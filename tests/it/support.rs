@@ -228,6 +228,16 @@ impl Events {
         out
     }
 
+    /// Every event that arrives within `window` (bounded observation).
+    pub async fn all_within(&mut self, window: Duration) -> Vec<Event> {
+        let deadline = Instant::now() + window;
+        let mut out = Vec::new();
+        while let Ok(Some(e)) = tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
+            out.push(e);
+        }
+        out
+    }
+
     /// Whether an event arrives within `window` (for "must not run yet" checks, bounded).
     pub async fn none_within(&mut self, window: Duration) -> bool {
         tokio::time::timeout(window, self.rx.recv()).await.is_err()
@@ -239,6 +249,11 @@ impl Job for Probe {
     const MAX_ATTEMPTS: i32 = 3;
 
     async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        if let Some(starts) = ctx.data::<Starts>() {
+            *starts.0.lock().unwrap().entry(ctx.id()).or_insert(0) += 1;
+        }
+        // Held until the handler returns (or unwinds), so the gauge counts true overlap.
+        let _running = ctx.data::<Gauge>().map(|g| g.enter(ctx.lane()));
         if let Some(tx) = ctx.data::<EventSender>() {
             let _ = tx.0.send(Event {
                 id: ctx.id(),
@@ -275,11 +290,146 @@ impl Job for Probe {
 }
 
 /// Whether this job was snoozed before (its errors are empty, but run_at moved): the
-/// probe keeps a per-process set instead, keyed by id.
+/// probe keeps a per-process set instead, keyed by id and the registered events channel
+/// (ids repeat across the tests' schemas, which run in parallel).
 async fn snoozed(ctx: &JobContext) -> bool {
-    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<i64>>> = OnceLock::new();
+    type Seen = std::sync::Mutex<std::collections::HashSet<(usize, i64)>>;
+    static SEEN: OnceLock<Seen> = OnceLock::new();
     let set = SEEN.get_or_init(Default::default);
-    !set.lock().unwrap().insert(ctx.id())
+    let scope = ctx
+        .data::<EventSender>()
+        .map_or(0, |tx| tx as *const EventSender as usize);
+    !set.lock().unwrap().insert((scope, ctx.id()))
+}
+
+/// Counts handler starts per job id, shared by every engine it is registered with
+/// (`.data(starts.clone())`), to prove no job runs twice.
+#[derive(Clone, Default)]
+pub struct Starts(pub Shared<std::collections::HashMap<i64, u32>>);
+
+impl Starts {
+    pub fn snapshot(&self) -> std::collections::HashMap<i64, u32> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// How many probes run at once, per lane: now and the most seen since the last reset.
+#[derive(Clone, Default)]
+pub struct Gauge(Shared<std::collections::HashMap<String, (u32, u32)>>);
+
+pub struct GaugeGuard {
+    gauge: Gauge,
+    lane: String,
+}
+
+impl Gauge {
+    fn enter(&self, lane: &str) -> GaugeGuard {
+        let mut m = self.0.lock().unwrap();
+        let e = m.entry(lane.to_string()).or_insert((0, 0));
+        e.0 += 1;
+        e.1 = e.1.max(e.0);
+        GaugeGuard {
+            gauge: self.clone(),
+            lane: lane.to_string(),
+        }
+    }
+
+    /// (running now, most at once since the last reset) for `lane`.
+    pub fn get(&self, lane: &str) -> (u32, u32) {
+        self.0.lock().unwrap().get(lane).copied().unwrap_or((0, 0))
+    }
+
+    /// Forgets the peak: from now on it is measured from the current count.
+    pub fn reset_peak(&self, lane: &str) {
+        if let Some(e) = self.0.lock().unwrap().get_mut(lane) {
+            e.1 = e.0;
+        }
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        if let Some(e) = self.gauge.0.lock().unwrap().get_mut(&self.lane) {
+            e.0 -= 1;
+        }
+    }
+}
+
+/// Pauses `lanes` with no claim in flight, so nothing enqueued afterwards can be taken
+/// until they resume. A pause alone does not do that: a claim dispatched just before it
+/// may still be on its way to the database. So first every slot of the lanes is filled
+/// with a short warm-up probe (priority 0, which every work-conserving lane takes):
+/// with all slots running, no claim can be in flight. Then the lanes are paused and the
+/// warm-ups are left to finish. Needs the engine to register `events`' sender.
+pub async fn pause_quietly(engine: &Engine, lanes: &[&str], slots: usize, events: &mut Events) {
+    let warmups = (0..slots)
+        .map(|_| pglane::Enqueue::new(Probe::behave("warmup", Behave::SleepMs(300))).priority(0));
+    let ids = engine.enqueue_many(warmups).await.unwrap();
+    let started = events.take(slots, Duration::from_secs(10)).await;
+    assert!(started.iter().all(|e| e.tag == "warmup"));
+    for lane in lanes {
+        engine.pause(lane).await.unwrap();
+    }
+    let list = ids
+        .iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let q = format!(
+        "SELECT count(*) FROM \"{}\".jobs_finished WHERE id IN ({list})",
+        engine.schema()
+    );
+    let client = connect(database_url()).await;
+    wait_for("warm-ups to finish", Duration::from_secs(10), || {
+        let (client, q) = (&client, &q);
+        async move { client.query_one(q, &[]).await.unwrap().get::<_, i64>(0) == slots as i64 }
+    })
+    .await;
+}
+
+/// Waits until `cond` holds for the engine's stats, returning them.
+pub async fn wait_stats(
+    engine: &Engine,
+    what: &str,
+    timeout: Duration,
+    cond: impl Fn(&pglane::EngineStats) -> bool,
+) -> pglane::EngineStats {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = engine.stats().await.unwrap();
+        if cond(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; last stats {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the engine's listener is subscribed (NOTIFY wakes it from now on).
+pub async fn wait_listening(engine: &Engine) {
+    wait_stats(engine, "the listener", Duration::from_secs(10), |s| {
+        s.listener.mode == pglane::ListenerMode::Notify
+    })
+    .await;
+}
+
+/// A job's error history (`errors` jsonb), live or finished.
+pub async fn errors_of(db: &TestDb, id: i64) -> Vec<serde_json::Value> {
+    let rows = db
+        .query(&format!(
+            "SELECT errors FROM {{schema}}.all_jobs WHERE id = {id}"
+        ))
+        .await;
+    let v: serde_json::Value = rows[0].get(0);
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// One engine statement, rendered for the test's schema as the store renders it.
+pub fn render_sql(sql: &str, schema: &str) -> String {
+    sql.replace("/* TEMPLATE: schema */", &format!("\"{schema}\"."))
 }
 
 pub type Shared<T> = Arc<std::sync::Mutex<T>>;
