@@ -1,0 +1,339 @@
+//! What every workload shares: the probe job and its recorder, fresh schemas, bulk
+//! filling, waiting for a drained table, percentiles and JSON lines.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pglane::{Engine, Enqueue, Job, JobContext, JobError, Lane};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxResult<T> = Result<T, BoxError>;
+
+/// `seq` of the background (low-priority, unmeasured) jobs.
+pub(crate) const LOW: u32 = u32::MAX;
+
+/// Jobs per COPY call when filling large backlogs (one call must fit the call timeout).
+const FILL_CHUNK: u64 = 100_000;
+
+/// The one job kind of the benchmarks: records when it started, then sleeps if asked.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Probe {
+    pub(crate) seq: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) sleep_us: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl Job for Probe {
+    const KIND: &'static str = "bench_probe";
+    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        let Some(rec) = ctx.data::<Arc<Recorder>>() else {
+            return Err(JobError::cancel("no recorder registered"));
+        };
+        rec.start(self.seq, ctx.id());
+        if self.sleep_us > 0 {
+            let t = Instant::now();
+            tokio::time::sleep(Duration::from_micros(u64::from(self.sleep_us))).await;
+            rec.slept(t.elapsed());
+        }
+        rec.end(self.seq);
+        Ok(())
+    }
+}
+
+/// What the handlers saw, shared with the workload through `JobContext::data`.
+pub(crate) struct Recorder {
+    base: Instant,
+    /// Per measured job: nanoseconds since `base` at handler start, plus one (0 = never).
+    started: Vec<AtomicU64>,
+    /// Per measured job: low jobs done when it started.
+    low_done_at_start: Vec<AtomicU64>,
+    pub(crate) executions: AtomicU64,
+    pub(crate) low_done: AtomicU64,
+    /// Nanoseconds since `base` when the latest low job ended.
+    last_low_end: AtomicU64,
+    slept_ns: AtomicU64,
+    slept_n: AtomicU64,
+    ids: Option<Mutex<Vec<i64>>>,
+}
+
+impl Recorder {
+    pub(crate) fn new(measured: usize, keep_ids: bool) -> Arc<Self> {
+        Arc::new(Recorder {
+            base: Instant::now(),
+            started: (0..measured).map(|_| AtomicU64::new(0)).collect(),
+            low_done_at_start: (0..measured).map(|_| AtomicU64::new(0)).collect(),
+            executions: AtomicU64::new(0),
+            low_done: AtomicU64::new(0),
+            last_low_end: AtomicU64::new(0),
+            slept_ns: AtomicU64::new(0),
+            slept_n: AtomicU64::new(0),
+            ids: keep_ids.then(|| Mutex::new(Vec::new())),
+        })
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.base).as_nanos() as u64
+    }
+
+    fn start(&self, seq: u32, id: i64) {
+        if let Some(slot) = self.started.get(seq as usize) {
+            slot.store(self.nanos(Instant::now()) + 1, Ordering::Release);
+            self.low_done_at_start[seq as usize]
+                .store(self.low_done.load(Ordering::Acquire), Ordering::Release);
+        }
+        if let Some(ids) = &self.ids {
+            ids.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+        }
+    }
+
+    fn end(&self, seq: u32) {
+        self.executions.fetch_add(1, Ordering::AcqRel);
+        if seq == LOW {
+            self.low_done.fetch_add(1, Ordering::AcqRel);
+            self.last_low_end
+                .fetch_max(self.nanos(Instant::now()), Ordering::AcqRel);
+        }
+    }
+
+    fn slept(&self, d: Duration) {
+        self.slept_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        self.slept_n.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// When measured job `seq` started, if it did.
+    pub(crate) fn started_at(&self, seq: usize) -> Option<Instant> {
+        match self.started[seq].load(Ordering::Acquire) {
+            0 => None,
+            n => Some(self.base + Duration::from_nanos(n - 1)),
+        }
+    }
+
+    /// Low jobs done when measured job `seq` started.
+    pub(crate) fn low_done_at_start(&self, seq: usize) -> u64 {
+        self.low_done_at_start[seq].load(Ordering::Acquire)
+    }
+
+    pub(crate) fn last_low_end(&self) -> Instant {
+        self.base + Duration::from_nanos(self.last_low_end.load(Ordering::Acquire))
+    }
+
+    /// Mean measured sleep of the sleeping handlers, in ms.
+    pub(crate) fn mean_sleep_ms(&self) -> f64 {
+        let n = self.slept_n.load(Ordering::Relaxed).max(1);
+        self.slept_ns.load(Ordering::Relaxed) as f64 / n as f64 / 1e6
+    }
+
+    pub(crate) fn take_ids(&self) -> Vec<i64> {
+        self.ids.as_ref().map_or_else(Vec::new, |m| {
+            std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()))
+        })
+    }
+
+    /// Waits until `n` measured jobs have started, or `timeout`.
+    pub(crate) async fn wait_started(&self, n: usize, timeout: Duration) -> BoxResult<()> {
+        let deadline = Instant::now() + timeout;
+        while (0..n).any(|i| self.started_at(i).is_none()) {
+            if Instant::now() > deadline {
+                return Err("measured jobs did not all start in time".into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Connects a plain client, its connection driven on the current runtime.
+pub(crate) async fn connect(url: &str) -> BoxResult<Client> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("bench connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// A freshly migrated schema, dropped by [`Schema::drop`].
+pub(crate) struct Schema {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) client: Client,
+}
+
+impl Schema {
+    pub(crate) async fn create(url: &str, tag: &str) -> BoxResult<Schema> {
+        let name = format!("bench_{tag}_{}", std::process::id());
+        let client = connect(url).await?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+            .await?;
+        pglane::migrate(url, &name).await?;
+        Ok(Schema {
+            name,
+            url: url.to_string(),
+            client,
+        })
+    }
+
+    pub(crate) async fn drop(self) -> BoxResult<()> {
+        self.client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name))
+            .await?;
+        Ok(())
+    }
+
+    /// Live (unfinished) jobs.
+    pub(crate) async fn live(&self) -> BoxResult<i64> {
+        let q = format!("SELECT count(*) FROM \"{}\".jobs", self.name);
+        Ok(self.client.query_one(&q, &[]).await?.get(0))
+    }
+
+    /// Waits until a separate connection sees no unfinished job. Polls the recorder
+    /// first (no database load while the engine works), then the table every 2 ms.
+    pub(crate) async fn wait_drained(
+        &self,
+        rec: Option<(&Recorder, u64)>,
+        timeout: Duration,
+    ) -> BoxResult<Instant> {
+        let deadline = Instant::now() + timeout;
+        let mut report = Instant::now();
+        if let Some((rec, n)) = rec {
+            while rec.executions.load(Ordering::Acquire) < n {
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "timed out: {} of {n} executed",
+                        rec.executions.load(Ordering::Acquire)
+                    )
+                    .into());
+                }
+                if report.elapsed() > Duration::from_secs(1) {
+                    report = Instant::now();
+                    let done = rec.executions.load(Ordering::Acquire);
+                    eprintln!("  … {done} of {n} executed");
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        let q = format!("SELECT NOT EXISTS (SELECT 1 FROM \"{}\".jobs)", self.name);
+        let stmt = self.client.prepare(&q).await?;
+        loop {
+            if self.client.query_one(&stmt, &[]).await?.get::<_, bool>(0) {
+                return Ok(Instant::now());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out: {} jobs still live", self.live().await?).into());
+            }
+            if report.elapsed() > Duration::from_secs(1) {
+                report = Instant::now();
+                eprintln!("  … {} jobs live", self.live().await?);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// An engine that claims nothing (its queue is never used) but can enqueue: for filling
+/// backlogs before the measured engine starts, or from another thread.
+pub(crate) async fn producer(url: &str, schema: &str) -> BoxResult<Engine> {
+    Ok(Engine::builder(url)
+        .schema(schema)
+        .queue("bench_idle")
+        .lane(Lane::new("idle").concurrency(1))
+        .register::<Probe>()
+        .worker_id("bench-producer")
+        .start()
+        .await?)
+}
+
+/// Enqueues `n` background jobs with binary COPY, in chunks that fit the call timeout.
+pub(crate) async fn fill(engine: &Engine, n: u64, priority: i64, sleep_us: u32) -> BoxResult<()> {
+    let mut left = n;
+    while left > 0 {
+        let chunk = left.min(FILL_CHUNK);
+        let jobs =
+            (0..chunk).map(|_| Enqueue::new(Probe { seq: LOW, sleep_us }).priority(priority));
+        let inserted = engine.enqueue_copy(jobs).await?;
+        if inserted != chunk {
+            return Err(format!("COPY inserted {inserted} of {chunk}").into());
+        }
+        left -= chunk;
+    }
+    Ok(())
+}
+
+/// Latency summary in milliseconds (nearest-rank percentiles).
+pub(crate) struct Pct {
+    pub(crate) n: usize,
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
+}
+
+pub(crate) fn percentiles(mut v: Vec<f64>) -> Pct {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    };
+    Pct {
+        n: v.len(),
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+/// Milliseconds from `from` to `to`, negative if `to` came first.
+pub(crate) fn ms_between(from: Instant, to: Instant) -> f64 {
+    if to >= from {
+        (to - from).as_secs_f64() * 1e3
+    } else {
+        -((from - to).as_secs_f64() * 1e3)
+    }
+}
+
+/// Rounds for display.
+pub(crate) fn r(x: f64, decimals: i32) -> Value {
+    if decimals == 0 && x.is_finite() {
+        return Value::from(x.round() as i64);
+    }
+    let f = 10f64.powi(decimals);
+    serde_json::json!((x * f).round() / f)
+}
+
+/// One JSON object with its keys in the given order.
+pub(crate) fn line(fields: &[(&str, Value)]) -> String {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", Value::from(*k)))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+/// This process's resident set size and its high-water mark, in MiB.
+pub(crate) fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

@@ -1,0 +1,123 @@
+//! w1: one engine drains a bulk-enqueued backlog of no-op jobs (with the scale
+//! variants: a large backlog, a large history).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pglane::{Engine, Lane};
+
+use crate::common::{self, fill, line, r, rss_mib, BoxResult, Probe, Recorder, Schema};
+
+pub(crate) struct DrainOptions {
+    pub(crate) jobs: u64,
+    pub(crate) concurrency: u32,
+    /// Completed rows put in `jobs_finished` before the drain.
+    pub(crate) history: u64,
+    /// Make that history older than the retention, so pruning runs during the drain.
+    pub(crate) history_expired: bool,
+}
+
+pub(crate) async fn w1(url: &str, o: &DrainOptions) -> BoxResult<Vec<String>> {
+    let schema = Schema::create(url, "w1").await?;
+    let result = run(&schema, o).await;
+    schema.drop().await?;
+    result
+}
+
+async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
+    if o.history > 0 {
+        eprintln!("w1: writing {} rows of history", o.history);
+        prefill_history(schema, o.history, o.history_expired).await?;
+    }
+    eprintln!("w1: enqueueing {} jobs", o.jobs);
+    let producer = common::producer(&schema.url, &schema.name).await?;
+    fill(&producer, o.jobs, 100, 0).await?;
+    producer.shutdown().await?;
+    drop(producer);
+
+    let rec = Recorder::new(0, false);
+    eprintln!("w1: draining with concurrency {}", o.concurrency);
+    let t0 = Instant::now();
+    let engine = Engine::builder(&schema.url)
+        .schema(&schema.name)
+        .lane(Lane::new("default").concurrency(o.concurrency))
+        .register::<Probe>()
+        .data(rec.clone())
+        .start()
+        .await?;
+    let sampler = sample_rss(Duration::from_millis(20));
+    let done = schema
+        .wait_drained(Some((&rec, o.jobs)), Duration::from_secs(600))
+        .await;
+    let rss_peak = sampler.stop();
+    engine.shutdown().await?;
+    let t1 = done?;
+    let wall = (t1 - t0).as_secs_f64();
+    let (_, hwm) = rss_mib();
+    eprintln!("w1: done in {wall:.3} s");
+    Ok(vec![line(&[
+        ("workload", "w1".into()),
+        ("jobs", o.jobs.into()),
+        ("concurrency", o.concurrency.into()),
+        ("wall_s", r(wall, 3)),
+        ("jobs_per_s", r(o.jobs as f64 / wall, 0)),
+        (
+            "executions",
+            rec.executions
+                .load(std::sync::atomic::Ordering::Acquire)
+                .into(),
+        ),
+        ("history", o.history.into()),
+        ("history_expired", o.history_expired.into()),
+        ("rss_peak_mib", r(rss_peak, 1)),
+        ("process_hwm_mib", r(hwm, 1)),
+    ])])
+}
+
+/// Completed rows as the engine would have left them, then vacuumed: a history that
+/// accumulated over time, not a fresh bulk load waiting for autovacuum.
+async fn prefill_history(schema: &Schema, n: u64, expired: bool) -> BoxResult<()> {
+    let age = if expired { "2 days" } else { "1 minute" };
+    let sql = format!(
+        "INSERT INTO \"{s}\".jobs_finished
+             (id, kind, queue, priority, args, state, attempt, max_attempts, run_at,
+              rescues, errors, created_at, started_at, finished_at)
+         SELECT -g, 'bench_probe', 'default', 100, '{{\"seq\":0}}', 'completed', 1, 20,
+                now(), 0, '[]', now(), now(), now() - interval '{age}'
+         FROM generate_series(1, {n}) AS g",
+        s = schema.name
+    );
+    schema.client.batch_execute(&sql).await?;
+    schema
+        .client
+        .batch_execute(&format!("VACUUM ANALYZE \"{}\".jobs_finished", schema.name))
+        .await?;
+    Ok(())
+}
+
+/// Samples this process's resident set size until stopped; answers the peak in MiB.
+struct RssSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+fn sample_rss(every: Duration) -> RssSampler {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut peak: f64 = 0.0;
+        while !flag.load(std::sync::atomic::Ordering::Acquire) {
+            peak = peak.max(rss_mib().0);
+            std::thread::sleep(every);
+        }
+        peak.max(rss_mib().0)
+    });
+    RssSampler { stop, thread }
+}
+
+impl RssSampler {
+    fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.join().unwrap_or(f64::NAN)
+    }
+}

@@ -1,0 +1,187 @@
+//! pglane's workload benchmarks, as defined in BENCHMARKS.md.
+//!
+//! ```text
+//! cargo bench --bench workloads -- <workload> [--jobs N] [--concurrency N] [--database-url URL]
+//! cargo bench --bench workloads -- w1 --jobs 1000000        # scale: a large backlog
+//! cargo bench --bench workloads -- w1 --history 1000000     # scale: a large history
+//! cargo bench --bench workloads -- all                      # every workload in turn
+//! ```
+//!
+//! Each workload runs in a fresh schema (dropped at the end), prints one JSON line per
+//! result on stdout and its progress on stderr. `RUST_LOG` sets the engine's log level
+//! (default `warn`).
+
+mod bulk;
+mod ceiling;
+mod common;
+mod drain;
+mod latency;
+mod multi;
+
+use clap::{Parser, ValueEnum};
+
+use common::BoxResult;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// Drain a bulk-enqueued backlog with one engine.
+    W1,
+    /// Pickup latency of an idle engine.
+    W2,
+    /// Bulk enqueue.
+    W3,
+    /// Urgent jobs under a backlog of 1 ms jobs.
+    W4,
+    /// Several engine processes drain one schema.
+    W5,
+    /// Urgent jobs while a continuous stream saturates the engine.
+    W6,
+    /// The database alone: plain SQL claim+complete cycles.
+    Ceiling,
+    /// Every workload above, in turn, at its default size.
+    All,
+}
+
+/// pglane workload benchmarks (BENCHMARKS.md).
+#[derive(Debug, Parser)]
+#[command(name = "workloads")]
+struct Args {
+    /// The workload to run.
+    workload: Option<Workload>,
+    /// Jobs to enqueue. Defaults: w1 20,000; w3 and w5 100,000; ceiling 100,000.
+    #[arg(long)]
+    jobs: Option<u64>,
+    /// Slots of the (low) lane. Defaults: 16 for w1, w5 (per process) and w6.
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// The database.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = pglane::devdb::DEFAULT_DATABASE_URL
+    )]
+    database_url: String,
+    /// w1: completed jobs written to the history table before the drain.
+    #[arg(long, default_value_t = 0)]
+    history: u64,
+    /// w1: make that history older than the retention, so pruning runs during the drain.
+    #[arg(long)]
+    history_expired: bool,
+    /// w5: engine processes.
+    #[arg(long, default_value_t = 4)]
+    processes: usize,
+    /// ceiling: jobs per claim.
+    #[arg(long, default_value_t = 500)]
+    batch: i64,
+    /// ceiling: connections cycling in parallel.
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Passed by `cargo bench` to every harness-less bench; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Internal: run as a w5 worker process.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+    /// Internal: the schema a child works in.
+    #[arg(long, hide = true)]
+    schema: Option<String>,
+}
+
+const W1_JOBS: u64 = 20_000;
+const BIG_JOBS: u64 = 100_000;
+const CONCURRENCY: u32 = 16;
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = actix::System::new().block_on(dispatch(args));
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn dispatch(args: Args) -> BoxResult<()> {
+    let url = args.database_url.clone();
+    if let Some(role) = &args.child {
+        let schema = args.schema.as_deref().ok_or("--child needs --schema")?;
+        return match role.as_str() {
+            "w5" => multi::child(&url, schema, args.concurrency.unwrap_or(CONCURRENCY)).await,
+            other => Err(format!("unknown child role `{other}`").into()),
+        };
+    }
+    let Some(workload) = args.workload else {
+        eprintln!(
+            "workloads: no workload given (plain `cargo bench` runs none); use \
+             `cargo bench --bench workloads -- <w1|w2|w3|w4|w5|w6|ceiling|all>`"
+        );
+        return Ok(());
+    };
+    let list = if workload == Workload::All {
+        vec![
+            Workload::Ceiling,
+            Workload::W1,
+            Workload::W2,
+            Workload::W3,
+            Workload::W4,
+            Workload::W5,
+            Workload::W6,
+        ]
+    } else {
+        vec![workload]
+    };
+    // In `all` mode every workload runs at its default size.
+    let jobs = |default: u64| match workload {
+        Workload::All => default,
+        _ => args.jobs.unwrap_or(default),
+    };
+    let concurrency = args.concurrency.unwrap_or(CONCURRENCY);
+    for w in list {
+        let lines = match w {
+            Workload::W1 => {
+                let o = drain::DrainOptions {
+                    jobs: jobs(W1_JOBS),
+                    concurrency,
+                    history: args.history,
+                    history_expired: args.history_expired,
+                };
+                drain::w1(&url, &o).await?
+            }
+            Workload::W2 => latency::w2(&url).await?,
+            Workload::W3 => bulk::w3(&url, jobs(BIG_JOBS)).await?,
+            Workload::W4 => latency::w4(&url).await?,
+            Workload::W5 => {
+                let o = multi::ManyOptions {
+                    jobs: jobs(BIG_JOBS),
+                    processes: args.processes,
+                    concurrency,
+                };
+                multi::w5(&url, &o).await?
+            }
+            Workload::W6 => {
+                let o = latency::MixedOptions {
+                    low_concurrency: concurrency,
+                };
+                latency::w6(&url, &o).await?
+            }
+            Workload::Ceiling => {
+                let o = ceiling::CeilingOptions {
+                    jobs: jobs(BIG_JOBS),
+                    batch: args.batch,
+                    connections: args.connections,
+                };
+                ceiling::ceiling(&url, &o).await?
+            }
+            Workload::All => unreachable!("expanded above"),
+        };
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}
