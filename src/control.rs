@@ -11,7 +11,8 @@ use actix::Message;
 use crate::error::Result;
 use crate::stats::EngineStats;
 
-/// Stop claiming for a lane; its running jobs finish normally.
+/// Stop claiming for a lane; its running jobs finish normally. Answers once the lane has
+/// no claim in flight, so no job enqueued after that starts in it until [`Resume`].
 #[derive(Debug, Clone)]
 pub struct Pause(pub String);
 

@@ -128,7 +128,7 @@ async fn unique_key_dedupes_live_jobs_and_frees_on_completion() {
         .start()
         .await
         .unwrap();
-    pause_quietly(&engine, &["only"], 1, &mut events).await;
+    engine.pause("only").await.unwrap();
 
     let first = engine
         .enqueue(Enqueue::new(Probe::new("first")).unique_key("report:42"))
@@ -198,7 +198,7 @@ async fn user_cancel_and_retry() {
         .start()
         .await
         .unwrap();
-    pause_quietly(&engine, &["only"], 1, &mut events).await;
+    engine.pause("only").await.unwrap();
 
     let id = engine
         .enqueue(Enqueue::new(Probe::new("unwanted")))

@@ -355,38 +355,6 @@ impl Drop for GaugeGuard {
     }
 }
 
-/// Pauses `lanes` with no claim in flight, so nothing enqueued afterwards can be taken
-/// until they resume. A pause alone does not do that: a claim dispatched just before it
-/// may still be on its way to the database. So first every slot of the lanes is filled
-/// with a short warm-up probe (priority 0, which every work-conserving lane takes):
-/// with all slots running, no claim can be in flight. Then the lanes are paused and the
-/// warm-ups are left to finish. Needs the engine to register `events`' sender.
-pub async fn pause_quietly(engine: &Engine, lanes: &[&str], slots: usize, events: &mut Events) {
-    let warmups = (0..slots)
-        .map(|_| pglane::Enqueue::new(Probe::behave("warmup", Behave::SleepMs(300))).priority(0));
-    let ids = engine.enqueue_many(warmups).await.unwrap();
-    let started = events.take(slots, Duration::from_secs(10)).await;
-    assert!(started.iter().all(|e| e.tag == "warmup"));
-    for lane in lanes {
-        engine.pause(lane).await.unwrap();
-    }
-    let list = ids
-        .iter()
-        .map(|id| id.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let q = format!(
-        "SELECT count(*) FROM \"{}\".jobs_finished WHERE id IN ({list})",
-        engine.schema()
-    );
-    let client = connect(database_url()).await;
-    wait_for("warm-ups to finish", Duration::from_secs(10), || {
-        let (client, q) = (&client, &q);
-        async move { client.query_one(q, &[]).await.unwrap().get::<_, i64>(0) == slots as i64 }
-    })
-    .await;
-}
-
 /// Waits until `cond` holds for the engine's stats, returning them.
 pub async fn wait_stats(
     engine: &Engine,

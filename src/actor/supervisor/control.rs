@@ -43,12 +43,22 @@ impl<J: Job> Handler<Enqueue<J>> for JobSupervisor {
 }
 
 impl Handler<Pause> for JobSupervisor {
-    type Result = Result<()>;
+    type Result = ResponseFuture<Result<()>>;
 
-    fn handle(&mut self, msg: Pause, _: &mut Context<Self>) -> Result<()> {
-        let i = self.lane_index(&msg.0).ok_or(Error::UnknownLane(msg.0))?;
+    fn handle(&mut self, msg: Pause, _: &mut Context<Self>) -> Self::Result {
+        let Some(i) = self.lane_index(&msg.0) else {
+            return Box::pin(std::future::ready(Err(Error::UnknownLane(msg.0))));
+        };
         self.lanes[i].account.pause();
-        Ok(())
+        // Answer only once a claim already in flight has returned (its jobs are handed
+        // back, see `claimed`): from then on, no job enqueued can be taken by this lane.
+        let in_flight = self.claim_returned(i);
+        Box::pin(async move {
+            if let Some(rx) = in_flight {
+                let _ = rx.await;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -67,6 +67,8 @@ struct LaneSlot {
     started: u64,
     total_wait: Duration,
     max_wait: Duration,
+    /// Pauses waiting for the lane's claim in flight to return.
+    pause_waiters: Vec<oneshot::Sender<()>>,
 }
 
 struct Running {
@@ -113,6 +115,7 @@ impl JobSupervisor {
                     started: 0,
                     total_wait: Duration::ZERO,
                     max_wait: Duration::ZERO,
+                    pause_waiters: Vec::new(),
                 })
                 .collect(),
             settings: p.settings,
@@ -147,11 +150,21 @@ impl JobSupervisor {
             return;
         }
         for i in 0..self.lanes.len() {
-            if priority.is_none_or(|p| self.lanes[i].lane.accepts(p)) {
+            if priority.map_or(true, |p| self.lanes[i].lane.accepts(p)) {
                 self.lanes[i].account.want();
                 self.dispatch(ctx, i);
             }
         }
+    }
+
+    /// Resolves when lane `i`'s claim in flight, if any, has returned.
+    fn claim_returned(&mut self, i: usize) -> Option<oneshot::Receiver<()>> {
+        if !self.lanes[i].account.claim_in_flight() {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.lanes[i].pause_waiters.push(tx);
+        Some(rx)
     }
 
     /// Starts a claim for lane `i` if its accounting says so.
@@ -180,11 +193,16 @@ impl JobSupervisor {
         token: i64,
         result: Result<Vec<ClaimedJob>>,
     ) {
+        for w in self.lanes[i].pause_waiters.drain(..) {
+            let _ = w.send(());
+        }
         match result {
             Ok(jobs) => {
                 self.lanes[i].account.end_claim(asked, jobs.len() as u32);
-                if self.shutdown.is_some() {
-                    // Claimed while shutting down: hand them straight back.
+                if self.shutdown.is_some() || self.lanes[i].account.paused() {
+                    // The claim was in flight when shutdown began or the lane was paused:
+                    // hand its jobs straight back (attempt given back), so that nothing
+                    // starts once `Shutdown` or `Pause` has been handled.
                     for job in jobs {
                         self.lanes[i].account.finish();
                         self.completer.do_send(Outcome(OutcomeRow {
