@@ -84,7 +84,8 @@ pub(crate) enum Action {
     Fail { error: String, cause: &'static str },
     /// Back to `available` after `delay`, giving the attempt back.
     Snooze { delay: Duration },
-    /// Back to `available` now, giving the attempt back (shutdown before it finished).
+    /// Back to `available` at its old `run_at`, giving the attempt back (shutdown before
+    /// it finished, or a claim that returned after its lane was paused).
     Release,
 }
 

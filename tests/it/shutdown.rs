@@ -1,7 +1,7 @@
 //! Graceful shutdown: running jobs finish within the grace period or are handed back
 //! without using an attempt, and nothing new is claimed once shutdown begins.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use pglane::{Enqueue, Lane};
 
@@ -86,6 +86,12 @@ async fn job_outliving_the_grace_is_released_with_its_attempt_back() {
         .await
         .unwrap();
     events.take(2, Duration::from_secs(5)).await;
+    let run_at_before = db
+        .query(&format!(
+            "SELECT run_at FROM {{schema}}.jobs WHERE id = {slow}"
+        ))
+        .await[0]
+        .get::<_, SystemTime>(0);
 
     let report = engine
         .shutdown_within(Duration::from_millis(600))
@@ -104,6 +110,16 @@ async fn job_outliving_the_grace_is_released_with_its_attempt_back() {
     assert!(r.get::<_, bool>(2), "no lease left behind");
     assert_eq!(r.get::<_, i32>(3), 0, "a release is no error");
     assert_eq!(r.get::<_, i32>(4), 0, "a release is no rescue");
+    let run_at_after = db
+        .query(&format!(
+            "SELECT run_at FROM {{schema}}.jobs WHERE id = {slow}"
+        ))
+        .await[0]
+        .get::<_, SystemTime>(0);
+    assert_eq!(
+        run_at_after, run_at_before,
+        "a released job keeps its place in line"
+    );
     assert_eq!(
         db.count(&format!("id = {quick} AND state = 'completed'"))
             .await,
