@@ -9,7 +9,7 @@ use actix::prelude::*;
 use crate::actor::claimer::Claimer;
 use crate::actor::completer::Completer;
 use crate::actor::executor::HandlerRuntime;
-use crate::actor::listener::JobsAvailable;
+use crate::actor::listener::{DropSubscription, JobsAvailable};
 use crate::actor::supervisor::{JobSupervisor, SupervisorParts};
 use crate::backoff::Backoff;
 use crate::config::{IntoPgConfig, Settings};
@@ -177,6 +177,15 @@ impl Engine {
     /// Lane, state and listener statistics.
     pub async fn stats(&self) -> Result<EngineStats> {
         self.supervisor.send(Stats).await?
+    }
+
+    /// Fault-injection hook, **not part of the API**: silently drops the listener's
+    /// subscription (`UNLISTEN *` on its own session, which no other session can do),
+    /// so tests can check that the health check notices. Returns whether the listener
+    /// was connected.
+    #[doc(hidden)]
+    pub async fn drop_subscription_silently(&self) -> Result<bool> {
+        Ok(self.supervisor.send(DropSubscription).await?)
     }
 
     /// Shuts down gracefully with the configured grace period (see [`Shutdown`]).
@@ -389,7 +398,7 @@ impl EngineBuilder {
         let tagged = |role: &str| {
             let mut c = pg.clone();
             let name = format!("{base_name} {role} {worker_id}");
-            c.application_name(&name.chars().take(63).collect::<String>());
+            c.application_name(name.chars().take(63).collect::<String>());
             c
         };
         let mut engine_pg = tagged("engine");

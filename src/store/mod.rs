@@ -351,7 +351,7 @@ impl Store {
                 .iter()
                 .map(ClaimedJob::from_row)
                 .collect::<Result<Vec<_>>>()?;
-            jobs.sort_by(|a, b| (a.priority, a.run_at, a.id).cmp(&(b.priority, b.run_at, b.id)));
+            jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
             Ok(jobs)
         })
         .await

@@ -150,7 +150,7 @@ impl JobSupervisor {
             return;
         }
         for i in 0..self.lanes.len() {
-            if priority.map_or(true, |p| self.lanes[i].lane.accepts(p)) {
+            if priority.is_none_or(|p| self.lanes[i].lane.accepts(p)) {
                 self.lanes[i].account.want();
                 self.dispatch(ctx, i);
             }
