@@ -270,3 +270,46 @@ async fn user_cancel_and_retry() {
     engine.shutdown().await.unwrap();
     db.cleanup().await;
 }
+
+/// An engine claims only from its own queue.
+#[actix_rt::test]
+async fn engines_claim_only_their_own_queue() {
+    let db = TestDb::new().await;
+    let mut events = Events::new();
+    let mail = db
+        .engine()
+        .queue("mail")
+        .register::<Probe>()
+        .data(events.sender())
+        .start()
+        .await
+        .unwrap();
+    let in_mail = mail
+        .enqueue(Enqueue::new(Probe::new("mail")).queue("mail"))
+        .await
+        .unwrap();
+    let in_default = mail
+        .enqueue(Enqueue::new(Probe::new("default")))
+        .await
+        .unwrap();
+    let e = events.next(Duration::from_secs(5)).await;
+    assert_eq!((e.id, e.tag.as_str()), (in_mail, "mail"));
+    assert!(
+        events.none_within(Duration::from_millis(600)).await,
+        "the mail engine must not run default-queue jobs"
+    );
+    assert_eq!(
+        db.count(&format!(
+            "id = {in_default} AND state = 'available' AND attempt = 0"
+        ))
+        .await,
+        1
+    );
+    let stats = mail.stats().await.unwrap();
+    assert_eq!(
+        stats.states.available, 0,
+        "stats cover the engine's queue only"
+    );
+    mail.shutdown().await.unwrap();
+    db.cleanup().await;
+}

@@ -198,3 +198,61 @@ async fn urgent_lane_keeps_its_slots_while_bulk_is_flooded() {
     assert_eq!(report.released, 2);
     db.cleanup().await;
 }
+
+/// A lane with free slots helps with more urgent work when its own lane is busy
+/// (work-conserving, the default); a strict lane never does.
+#[actix_rt::test]
+async fn idle_lane_borrows_more_urgent_work_unless_strict() {
+    let db = TestDb::new().await;
+    let mut events = Events::new();
+    let engine = db
+        .engine()
+        .lane(Lane::new("urgent").priorities(0..=9).concurrency(1))
+        .lane(Lane::new("bulk").priorities(10..).concurrency(2))
+        .register::<Probe>()
+        .data(events.sender())
+        .start()
+        .await
+        .unwrap();
+    engine.pause("urgent").await.unwrap();
+    let id = engine
+        .enqueue(Enqueue::new(Probe::new("borrowed")).priority(3))
+        .await
+        .unwrap();
+    let e = events.next(Duration::from_secs(5)).await;
+    assert_eq!((e.id, e.lane.as_str(), e.priority), (id, "bulk", 3));
+    db.wait_count("state = 'completed'", 1, Duration::from_secs(5))
+        .await;
+    engine.shutdown().await.unwrap();
+
+    let strict = db
+        .engine()
+        .lane(Lane::new("urgent").priorities(0..=9).concurrency(1))
+        .lane(
+            Lane::new("bulk")
+                .priorities(10..)
+                .concurrency(2)
+                .work_conserving(false),
+        )
+        .register::<Probe>()
+        .data(events.sender())
+        .start()
+        .await
+        .unwrap();
+    strict.pause("urgent").await.unwrap();
+    let id = strict
+        .enqueue(Enqueue::new(Probe::new("kept")).priority(3))
+        .await
+        .unwrap();
+    assert!(
+        events.none_within(Duration::from_millis(600)).await,
+        "a strict bulk lane must not take priority 3"
+    );
+    strict.resume("urgent").await.unwrap();
+    let e = events.next(Duration::from_secs(5)).await;
+    assert_eq!((e.id, e.lane.as_str()), (id, "urgent"));
+    db.wait_count("state = 'completed'", 2, Duration::from_secs(5))
+        .await;
+    strict.shutdown().await.unwrap();
+    db.cleanup().await;
+}
