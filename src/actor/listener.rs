@@ -248,8 +248,20 @@ impl Listener {
             }
             match result {
                 Err(reason) => act.lost(ctx, reason),
-                Ok(()) if act.ping.is_none() => act.send_ping(ctx),
-                Ok(()) => {}
+                Ok(()) => match act.ping {
+                    None => act.send_ping(ctx),
+                    // The last self-notification never came back: this connection no
+                    // longer hears what the pool sends (e.g. it listens on another
+                    // server than the one the pool writes to).
+                    Some((_, sent)) if sent.elapsed() > act.settings.call_timeout => {
+                        let waited = sent.elapsed();
+                        act.lost(
+                            ctx,
+                            format!("self-notification not received after {waited:?}"),
+                        )
+                    }
+                    Some(_) => {}
+                },
             }
         })
         .spawn(ctx);
@@ -344,6 +356,28 @@ impl Handler<Recycle> for Listener {
         if self.client.is_some() {
             self.lost(ctx, "the pool was retired after a topology change".into());
         }
+    }
+}
+
+/// Test hook for the fault-injection suite: runs `UNLISTEN *` on the listener's own
+/// session without telling the listener, the way a connection pooler swapping server
+/// sessions or a stray `DISCARD ALL` loses a subscription silently. No other session can
+/// do that to it, hence the hook. Answers whether there was a connection to do it on.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub(crate) struct DropSubscription;
+
+impl Handler<DropSubscription> for Listener {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _: DropSubscription, _: &mut Context<Self>) -> Self::Result {
+        let client = self.client.clone();
+        Box::pin(async move {
+            match client {
+                Some(c) => c.batch_execute("UNLISTEN *").await.is_ok(),
+                None => false,
+            }
+        })
     }
 }
 

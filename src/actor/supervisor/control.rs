@@ -5,6 +5,7 @@ use tokio::sync::oneshot;
 
 use super::{stop_helpers, JobSupervisor, ShutdownState};
 use crate::actor::completer::{Drain, Outcome};
+use crate::actor::listener::DropSubscription;
 use crate::control::{Cancel, Pause, Resume, SetConcurrency, Shutdown, ShutdownReport, Stats};
 use crate::enqueue::Enqueue;
 use crate::error::{Error, Result};
@@ -149,6 +150,21 @@ impl Handler<Stats> for JobSupervisor {
             }
             .into_actor(self),
         )
+    }
+}
+
+/// Forwards the fault-injection hook to the listener (see [`DropSubscription`]).
+impl Handler<DropSubscription> for JobSupervisor {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: DropSubscription, _: &mut Context<Self>) -> Self::Result {
+        let listener = self.listener_addr.clone();
+        Box::pin(async move {
+            match listener {
+                Some(l) => l.send(msg).await.unwrap_or(false),
+                None => false,
+            }
+        })
     }
 }
 
