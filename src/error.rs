@@ -39,7 +39,7 @@ pub enum Error {
     },
 
     /// An error reported by PostgreSQL or the connection to it.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
 
     /// No connection could be taken from the pool in time, or connecting failed.
@@ -68,6 +68,21 @@ pub enum Error {
     Mailbox(#[from] actix::MailboxError),
 }
 
+/// A tokio-postgres error with its causes: its own `Display` says only "db error" or
+/// "error connecting to server", leaving out the server's message ("cannot execute
+/// UPDATE in a read-only transaction", "database does not allow writes"), which is the
+/// part operators need in logs and stats.
+fn describe(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 impl Error {
     /// The SQLSTATE code of a database error, if this is one.
     pub fn sqlstate(&self) -> Option<&str> {
@@ -94,5 +109,23 @@ impl Error {
             Error::Pool(_) | Error::Timeout(_) | Error::Unavailable(_) => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_show_their_cause() {
+        let e = "host=h port=notaport"
+            .parse::<tokio_postgres::Config>()
+            .unwrap_err();
+        let text = Error::Database(e).to_string();
+        assert!(
+            text.starts_with("database error: invalid connection string: "),
+            "{text}"
+        );
+        assert!(text.contains("port"), "{text}");
     }
 }
