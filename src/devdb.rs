@@ -94,11 +94,25 @@ impl TempPostgres {
             port,
         };
         pg.chown()?;
-        pg.run(
+        pg.base_backup_of(primary)?;
+        Ok(pg)
+    }
+
+    /// Replaces this (stopped) server's data directory with a base backup of `primary`
+    /// and makes it `primary`'s streaming standby, keeping its port: how a failed
+    /// primary rejoins as a standby of the server promoted in its place.
+    pub fn rebuild_as_standby_of(&self, primary: &TempPostgres) -> Result<(), String> {
+        let data = self.dir.join("data");
+        std::fs::remove_dir_all(&data).map_err(|e| format!("removing {}: {e}", data.display()))?;
+        self.base_backup_of(primary)
+    }
+
+    fn base_backup_of(&self, primary: &TempPostgres) -> Result<(), String> {
+        self.run(
             "pg_basebackup",
             &[
                 "-D",
-                &pg.data(),
+                &self.data(),
                 "-R",
                 "-X",
                 "stream",
@@ -110,14 +124,20 @@ impl TempPostgres {
                 "postgres",
             ],
         )?;
-        let conf_path = Path::new(&pg.data()).join("postgresql.conf");
+        let conf_path = Path::new(&self.data()).join("postgresql.conf");
         let mut current = std::fs::read_to_string(&conf_path).map_err(|e| e.to_string())?;
         current.push_str(&format!(
-            "\nport = {port}\nunix_socket_directories = '{}'\n",
-            pg.dir.display()
+            "\nport = {}\nunix_socket_directories = '{}'\n",
+            self.port,
+            self.dir.display()
         ));
-        std::fs::write(&conf_path, current).map_err(|e| e.to_string())?;
-        Ok(pg)
+        std::fs::write(&conf_path, current).map_err(|e| e.to_string())
+    }
+
+    /// The server's log so far (`log_connections = on` in `init`'s `extra_conf` makes
+    /// it list every connection, for counting reconnect attempts).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
     /// The server's port.
