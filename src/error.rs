@@ -55,6 +55,11 @@ pub enum Error {
     #[error("database call timed out after {0:?}")]
     Timeout(Duration),
 
+    /// A write could not be completed because of concurrent changes (e.g. a unique key
+    /// taken and released repeatedly while enqueueing); retrying is safe.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     /// The named lane does not exist in this engine.
     #[error("unknown lane `{0}`")]
     UnknownLane(String),
@@ -72,7 +77,7 @@ pub enum Error {
 /// "error connecting to server", leaving out the server's message ("cannot execute
 /// UPDATE in a read-only transaction", "database does not allow writes"), which is the
 /// part operators need in logs and stats.
-fn describe(e: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {

@@ -89,6 +89,8 @@ struct Inner {
     recycled: watch::Sender<u64>,
     last_recycle: Mutex<Option<Instant>>,
     breaker: Mutex<Breaker>,
+    /// Failed connection attempts of `pool` (see [`Manager::connect_failures`]).
+    connect_failures: watch::Receiver<String>,
 }
 
 /// Counts from one maintenance pass.
@@ -110,6 +112,7 @@ impl Store {
         call_timeout: Duration,
         generation: Arc<AtomicU64>,
         probe_backoff: Backoff,
+        connect_failures: watch::Receiver<String>,
     ) -> Self {
         let (recycled, _) = watch::channel(generation.load(Ordering::Acquire));
         Store {
@@ -124,6 +127,7 @@ impl Store {
                 recycled,
                 last_recycle: Mutex::new(None),
                 breaker: Mutex::new(Breaker::new(probe_backoff)),
+                connect_failures,
             }),
         }
     }
@@ -242,16 +246,30 @@ impl Store {
     /// A connection from the pool, never one from a retired generation.
     pub(crate) async fn conn(&self) -> Result<bb8::PooledConnection<'_, Manager>> {
         for _ in 0..8 {
-            let conn = self.inner.pool.get().await.map_err(|e| match e {
-                bb8::RunError::User(e) => Error::Database(e),
-                bb8::RunError::TimedOut => Error::Pool("timed out waiting for a connection".into()),
-            })?;
+            let conn = self.checkout().await?;
             if !pool::is_stale(&conn, &self.inner.generation) {
                 return Ok(conn);
             }
             // Dropping a stale connection discards it (has_broken).
         }
         Err(Error::Pool("only retired connections available".into()))
+    }
+
+    /// Takes a connection, failing as soon as an attempt to open one fails: bb8 would
+    /// wait out its connection timeout and then say only "timed out", which made every
+    /// probe of an unreachable or read-only server slow and its reason useless.
+    async fn checkout(&self) -> Result<bb8::PooledConnection<'_, Manager>> {
+        let mut failures = self.inner.connect_failures.clone();
+        failures.borrow_and_update();
+        tokio::select! {
+            got = self.inner.pool.get() => got.map_err(|e| match e {
+                bb8::RunError::User(e) => Error::Database(e),
+                bb8::RunError::TimedOut => Error::Pool("timed out waiting for a connection".into()),
+            }),
+            Ok(()) = failures.changed() => {
+                Err(Error::Pool(format!("could not connect: {}", *failures.borrow())))
+            }
+        }
     }
 
     /// The schema's migration version (0 if it has never been migrated).
@@ -286,15 +304,18 @@ impl Store {
 
     /// Inserts one job; returns its id, or the id of the live job holding its unique key.
     pub(crate) async fn enqueue_one(&self, job: &NewJob) -> Result<i64> {
-        let ids = self.enqueue(std::slice::from_ref(job)).await?;
-        match (ids.first(), &job.unique_key) {
-            (Some(id), _) => Ok(*id),
-            (None, Some(key)) => {
-                let conn = self.conn().await?;
-                self.lookup_unique(&**conn, key).await
-            }
-            (None, None) => Err(Error::Pool("insert returned no id".into())),
+        if job.unique_key.is_none() {
+            let ids = self.enqueue(std::slice::from_ref(job)).await?;
+            return ids
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Conflict("insert returned no id".into()));
         }
+        self.timed(async {
+            let conn = self.conn().await?;
+            self.insert_or_find(&**conn, job).await
+        })
+        .await
     }
 
     /// [`enqueue_one`](Self::enqueue_one) inside the caller's transaction: the job exists
@@ -304,26 +325,32 @@ impl Store {
         client: &C,
         job: &NewJob,
     ) -> Result<i64> {
-        self.timed(async {
-            let params = rows::EnqueueParams::new(std::slice::from_ref(job));
+        self.timed(self.insert_or_find(client, job)).await
+    }
+
+    /// Inserts `job`, or finds the live job holding its unique key. The holder can finish
+    /// between the conflict and the lookup; then the insert is simply tried again.
+    async fn insert_or_find<C: GenericClient>(&self, client: &C, job: &NewJob) -> Result<i64> {
+        let params = rows::EnqueueParams::new(std::slice::from_ref(job));
+        for _ in 0..5 {
             let rows = client
                 .query(&self.inner.sql.enqueue, &params.as_params())
                 .await?;
             let ids: Vec<i64> = rows[0].get(0);
-            match (ids.first(), &job.unique_key) {
-                (Some(id), _) => Ok(*id),
-                (None, Some(key)) => self.lookup_unique(client, key).await,
-                (None, None) => Err(Error::Pool("insert returned no id".into())),
+            if let Some(id) = ids.first() {
+                return Ok(*id);
             }
-        })
-        .await
-    }
-
-    async fn lookup_unique<C: GenericClient>(&self, client: &C, key: &str) -> Result<i64> {
-        let rows = client.query(&self.inner.sql.unique_lookup, &[&key]).await?;
-        // The live holder may have finished in between: report it as a conflict-free 0
-        // rather than inventing an id.
-        Ok(rows.first().map(|r| r.get(0)).unwrap_or(0))
+            if let Some(key) = &job.unique_key {
+                let found = client.query(&self.inner.sql.unique_lookup, &[key]).await?;
+                if let Some(row) = found.first() {
+                    return Ok(row.get(0));
+                }
+            }
+        }
+        Err(Error::Conflict(format!(
+            "unique key {:?} kept changing hands; try again",
+            job.unique_key.as_deref().unwrap_or("")
+        )))
     }
 
     /// Claims up to `req.limit` jobs as a lease; sorted most urgent first.
