@@ -415,15 +415,24 @@ impl EngineBuilder {
         let listener_pg = tagged("listener");
 
         let generation = Arc::new(AtomicU64::new(0));
-        let engine_pool = build_pool(&engine_pg, &generation, lanes.len() as u32 + 3, &settings);
-        let app_pool = build_pool(&app_pg, &generation, settings.pool_size, &settings);
+        let engine_manager = Manager::new(engine_pg, generation.clone());
+        // The engine pool makes one connection attempt per call: while the database is
+        // unavailable the store's breaker paces the retries (one probe per interval), so
+        // bb8's own retry loop would only multiply connection attempts on the server.
+        let engine_pool = pool_builder(lanes.len() as u32 + 3, &settings)
+            .retry_connection(false)
+            .build_unchecked(engine_manager.clone());
+        // Handlers' pool keeps bb8's retries: a handler waiting for a connection gets
+        // one as soon as the database is back.
+        let app_pool = pool_builder(settings.pool_size, &settings)
+            .build_unchecked(Manager::new(app_pg, generation));
         let store = Store::new(
             engine_pool,
+            &engine_manager,
             Some(app_pool.clone()),
             &settings.schema,
             &channel,
             settings.call_timeout,
-            generation,
             settings.reconnect_backoff,
         );
 
@@ -490,19 +499,13 @@ impl EngineBuilder {
     }
 }
 
-fn build_pool(
-    pg: &tokio_postgres::Config,
-    generation: &Arc<AtomicU64>,
-    size: u32,
-    s: &Settings,
-) -> Pool {
+fn pool_builder(size: u32, s: &Settings) -> bb8::Builder<Manager> {
     bb8::Pool::builder()
         .max_size(size)
         .connection_timeout(s.connect_timeout)
         // Checked-out connections are not pinged: errors and the generation counter
         // retire bad ones, and a ping per checkout would double the round trips.
         .test_on_check_out(false)
-        .build_unchecked(Manager::new(pg.clone(), generation.clone()))
 }
 
 fn default_worker_id() -> String {

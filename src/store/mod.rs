@@ -104,16 +104,19 @@ pub(crate) struct MaintenanceReport {
 }
 
 impl Store {
+    /// A store over `pool`, whose connections `manager` opens (the store watches its
+    /// generation and its failed connection attempts).
     pub(crate) fn new(
         pool: Pool,
+        manager: &Manager,
         app_pool: Option<Pool>,
         schema: &str,
         channel: &str,
         call_timeout: Duration,
-        generation: Arc<AtomicU64>,
         probe_backoff: Backoff,
-        connect_failures: watch::Receiver<String>,
     ) -> Self {
+        let generation = manager.generation();
+        let connect_failures = manager.connect_failures();
         let (recycled, _) = watch::channel(generation.load(Ordering::Acquire));
         Store {
             inner: Arc::new(Inner {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bb8_postgres::PostgresConnectionManager;
+use tokio::sync::watch;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 /// The pool type handed to handlers through [`JobContext::pool`](crate::JobContext::pool).
@@ -105,6 +106,8 @@ impl Conn {
 pub struct Manager {
     inner: PostgresConnectionManager<NoTls>,
     generation: Arc<AtomicU64>,
+    /// The last connect error, published as it happens (see [`Manager::connect_failures`]).
+    connect_failed: Arc<watch::Sender<String>>,
 }
 
 impl Manager {
@@ -112,7 +115,21 @@ impl Manager {
         Manager {
             inner: PostgresConnectionManager::new(config, NoTls),
             generation,
+            connect_failed: Arc::new(watch::channel(String::new()).0),
         }
+    }
+
+    /// Changes with every failed connection attempt, holding its error. bb8 reports a
+    /// failed connect to a waiting `get()` only as "timed out", after its whole
+    /// connection timeout: the store watches this to fail at once, with the reason
+    /// (e.g. "database does not allow writes" from a standby).
+    pub(crate) fn connect_failures(&self) -> watch::Receiver<String> {
+        self.connect_failed.subscribe()
+    }
+
+    /// The generation counter its connections are stamped with.
+    pub(crate) fn generation(&self) -> Arc<AtomicU64> {
+        self.generation.clone()
     }
 }
 
@@ -130,7 +147,11 @@ impl bb8::ManageConnection for Manager {
 
     async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
         let generation = self.generation.load(Ordering::Acquire);
-        let client = bb8::ManageConnection::connect(&self.inner).await?;
+        let client = bb8::ManageConnection::connect(&self.inner)
+            .await
+            .inspect_err(|e| {
+                self.connect_failed.send_replace(crate::error::describe(e));
+            })?;
         Ok(Conn {
             client,
             generation,
