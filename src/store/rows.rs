@@ -38,6 +38,8 @@ pub(crate) struct ClaimedJob {
     pub(crate) args: Vec<u8>,
     pub(crate) timeout_ms: Option<i32>,
     pub(crate) run_at: SystemTime,
+    /// How many times its lease expired before (its worker died running it).
+    pub(crate) rescues: i32,
 }
 
 impl ClaimedJob {
@@ -51,6 +53,7 @@ impl ClaimedJob {
             args: row.try_get::<_, RawJson>(5)?.0,
             timeout_ms: row.try_get(6)?,
             run_at: row.try_get(7)?,
+            rescues: row.try_get(8)?,
         })
     }
 }

@@ -79,6 +79,8 @@ struct Running {
     deadline: Instant,
     abort: tokio::task::AbortHandle,
     lease_lost: bool,
+    /// A rescued job: its worker died running it before (see `claimed`).
+    rescued: bool,
 }
 
 struct ShutdownState {
@@ -215,6 +217,20 @@ impl JobSupervisor {
                     return;
                 }
                 for job in jobs {
+                    // At most one rescued job runs here at a time, so a poison pill that
+                    // kills this process cannot take other rescued jobs down with it
+                    // again and again until they too are failed as poison pills. The
+                    // claim skips rescued jobs while one runs; this catches a claim that
+                    // returned two, or two lanes that claimed one each at once.
+                    if job.rescues > 0 && self.running.values().any(|r| r.rescued) {
+                        self.lanes[i].account.finish();
+                        self.completer.do_send(Outcome(OutcomeRow {
+                            id: job.id,
+                            token,
+                            action: Action::Release,
+                        }));
+                        continue;
+                    }
                     self.start_run(ctx, i, token, job);
                 }
                 self.dispatch(ctx, i);
@@ -285,6 +301,7 @@ impl JobSupervisor {
                 deadline: Instant::now() + timeout,
                 abort,
                 lease_lost: false,
+                rescued: job.rescues > 0,
             },
         );
     }

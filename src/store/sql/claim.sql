@@ -7,6 +7,12 @@
 -- (matching jobs_claim_idx) means a claim never skips an eligible, unlocked, more urgent
 -- job for a less urgent one. `state = 'available'` is a literal so that the partial index
 -- is usable by the prepared (generic) plan. Lease times come from the database clock.
+--
+-- The one exception to that order: a rescued job (its worker died running it) is not
+-- taken while this worker ($8) runs another rescued job. If one of them is a poison pill
+-- that kills its process, the others would die with it again and again and be failed as
+-- poison pills too. The subquery is uncorrelated, so it runs at most once per claim, and
+-- only when a rescued job comes up.
 WITH picked AS MATERIALIZED (
     SELECT id
     FROM /* TEMPLATE: schema */jobs
@@ -15,6 +21,9 @@ WITH picked AS MATERIALIZED (
       AND run_at <= now()
       AND queue = $3::text
       AND kind = ANY($4::text[])
+      AND (rescues = 0 OR NOT EXISTS (
+            SELECT 1 FROM /* TEMPLATE: schema */jobs AS r
+            WHERE r.state = 'running' AND r.worker_id = $8::text AND r.rescues > 0))
     ORDER BY priority, run_at, id
     LIMIT $5::bigint
     FOR UPDATE SKIP LOCKED
@@ -28,4 +37,5 @@ SET state       = 'running',
     started_at  = now()
 FROM picked
 WHERE j.id = picked.id
-RETURNING j.id, j.kind, j.priority, j.attempt, j.max_attempts, j.args, j.timeout_ms, j.run_at
+RETURNING j.id, j.kind, j.priority, j.attempt, j.max_attempts, j.args, j.timeout_ms, j.run_at,
+          j.rescues
