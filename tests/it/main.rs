@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod core;
 mod enqueue;
+mod faults;
 mod lifecycle;
 mod migrations;
 mod priority;

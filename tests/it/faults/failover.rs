@@ -1,0 +1,208 @@
+//! A real failover on private servers: a primary with a synchronous streaming standby
+//! (so every acknowledged commit survives), and an engine on the two-host URL with
+//! `target_session_attrs=read-write`. Under load the primary is stopped (`immediate`)
+//! and the standby promoted: the engine moves to the new primary, listener included,
+//! within 5 s; nothing acknowledged is lost and nothing is completed twice.
+//!
+//! Then the old primary rejoins as a standby of the new one, and a second engine is
+//! pointed at it alone. It must refuse to pretend: it starts, reports the database
+//! unavailable because it is not writable, stays poll-only, and probes without a storm
+//! of connection attempts.
+
+use std::time::{Duration, Instant};
+
+use pglane::ListenerMode;
+
+use super::*;
+use crate::support::*;
+
+#[actix_rt::test]
+async fn failover_to_a_promoted_standby_and_refusal_of_a_standby() {
+    let primary = Arc::new(private_server(&["log_connections = on"]).await);
+    let mut db = TestDb::at(&primary.url()).await;
+    let p = primary.clone();
+    let standby = Arc::new(
+        blocking(move || {
+            let s = TempPostgres::standby_of(&p)?;
+            s.start_server()?;
+            Ok(s)
+        })
+        .await,
+    );
+    for sql in [
+        "ALTER SYSTEM SET synchronous_standby_names = '*'",
+        "SELECT pg_reload_conf()",
+    ] {
+        db.client.batch_execute(sql).await.unwrap();
+    }
+    wait_for(
+        "the standby to be synchronous",
+        Duration::from_secs(20),
+        || {
+            let db = &db;
+            async move {
+                let rows = db
+                    .client
+                    .query(
+                        "SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                !rows.is_empty()
+            }
+        },
+    )
+    .await;
+
+    db.url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port(),
+        standby.port()
+    );
+    let id = worker_id("failover");
+    let tally = Tally::default();
+    let engine = fault_engine(&db, &id, &tally)
+        .lane(pglane::Lane::new("default").concurrency(4))
+        .listener_health_interval(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    wait_listening(&engine).await;
+    let feeder = Feeder::start(
+        &db.url,
+        &db.schema,
+        "work",
+        r#"{"sleep_ms": 300}"#,
+        1,
+        Duration::from_millis(30),
+    );
+    wait_for("a steady flow", Duration::from_secs(10), || {
+        let n = tally.runs().len();
+        async move { n >= 20 }
+    })
+    .await;
+
+    let p = primary.clone();
+    blocking(move || p.stop_server("immediate")).await;
+    let in_flight = tally.in_flight();
+    let s = standby.clone();
+    blocking(move || s.promote()).await;
+    let promoted = Instant::now();
+    let new_primary = connect_retry(&standby.url(), Duration::from_secs(5)).await;
+    let since = server_now(&new_primary).await;
+    wait_for(
+        "a listener on the new primary",
+        Duration::from_secs(5),
+        || {
+            let (c, id) = (&new_primary, &id);
+            async move { !backends(c, id, &["listener"]).await.is_empty() }
+        },
+    )
+    .await;
+    metric(
+        "failover",
+        "listener on the new primary after promotion",
+        promoted.elapsed(),
+    );
+    let resumed = wait_some("work on the new primary", Duration::from_secs(5), || {
+        nth_completion_after(&new_primary, &db.schema, since, 3)
+    })
+    .await;
+    metric(
+        "failover",
+        "work resumed on the new primary (3 jobs claimed there done)",
+        resumed,
+    );
+    wait_stats(
+        &engine,
+        "the engine settled on the new primary",
+        Duration::from_secs(5),
+        |s| s.database.available && s.listener.mode == ListenerMode::Notify,
+    )
+    .await;
+
+    let (acked, errors) = feeder.stop().await;
+    drained(&new_primary, &db.schema, Duration::from_secs(30)).await;
+    let audit = audit(&new_primary, &db.schema, &acked, &tally.executions()).await;
+    println!(
+        "failover: {audit:?}, {} acknowledged, {errors} enqueue calls failed, {in_flight} runs in flight at the stop",
+        acked.len()
+    );
+
+    // The old primary comes back as a standby of the new one.
+    let (p, s) = (primary.clone(), standby.clone());
+    blocking(move || {
+        p.rebuild_as_standby_of(&s)?;
+        p.start_server()
+    })
+    .await;
+    let old = connect_retry(&primary.url(), Duration::from_secs(10)).await;
+    let in_recovery: bool = old
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(in_recovery);
+
+    let id2 = worker_id("demoted");
+    let started = Instant::now();
+    let demoted = pglane::Engine::builder(primary.url())
+        .schema(db.schema.clone())
+        .worker_id(&id2)
+        .register::<Work>()
+        .data(Tally::default())
+        .lease(Duration::from_secs(5))
+        .call_timeout(Duration::from_secs(3))
+        .start()
+        .await
+        .expect("an engine starts on a standby, and waits");
+    metric("failover", "engine start on a standby", started.elapsed());
+    let s = wait_stats(
+        &demoted,
+        "the standby reported unavailable",
+        Duration::from_secs(10),
+        |s| !s.database.available,
+    )
+    .await;
+    let reason = s.database.last_error.clone().unwrap_or_default();
+    println!(
+        "on the standby: {:?}, listener {:?}",
+        s.database, s.listener
+    );
+    assert!(
+        reason.contains("does not allow writes")
+            || reason.contains("read-only")
+            || reason.contains("recovery"),
+        "the reason says the server is not writable: {reason:?}"
+    );
+    assert_eq!(s.listener.mode, ListenerMode::PollOnly);
+    assert!(!s.database.schema_verified);
+
+    // No storm: count the connections it opens on the standby over a window.
+    let count = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("connection authorized") && l.contains(&id2))
+            .count()
+    };
+    let before = count(&primary.log());
+    let window = Duration::from_secs(6);
+    tokio::time::sleep(window).await;
+    let attempts = count(&primary.log()) - before;
+    println!(
+        "FAULT-METRIC failover: connection attempts on the standby in {window:?} = {attempts}"
+    );
+    assert!(
+        attempts <= 8,
+        "{attempts} connection attempts in {window:?}"
+    );
+    let s = demoted.stats().await.unwrap();
+    assert!(
+        !s.database.available && s.listener.mode == ListenerMode::PollOnly,
+        "{s:?}"
+    );
+    assert_eq!(s.started, 0);
+
+    demoted.shutdown().await.unwrap();
+    engine.shutdown().await.unwrap();
+}
