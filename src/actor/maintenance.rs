@@ -43,9 +43,20 @@ impl Maintenance {
             self.busy = true;
             let store = self.store.clone();
             let s = self.settings.clone();
+            // Right after an outage, leases expired only because no worker could reach
+            // the database to renew them (or to write the outcome of a run that ended
+            // meanwhile). Give the workers one lease to renew and report before rescuing:
+            // otherwise every run spanning the outage is run twice and counted as a
+            // crash towards `max_rescues`.
+            let rescue = store.available_for().is_some_and(|d| d >= s.lease);
             async move {
                 store
-                    .maintain(s.max_rescues, s.completed_retention, s.failed_retention)
+                    .maintain(
+                        rescue,
+                        s.max_rescues,
+                        s.completed_retention,
+                        s.failed_retention,
+                    )
                     .await
             }
             .into_actor(self)

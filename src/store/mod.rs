@@ -26,6 +26,11 @@ use crate::backoff::Backoff;
 use crate::enqueue::NewJob;
 use crate::error::{Error, Result};
 
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Renders a statement for a schema: `/* TEMPLATE: schema */` becomes `"schema".`, and
 /// `{{channel}}` the NOTIFY channel. Both names are validated identifiers, so they need
 /// no further escaping inside double or single quotes.
@@ -89,6 +94,8 @@ struct Inner {
     recycled: watch::Sender<u64>,
     last_recycle: Mutex<Option<Instant>>,
     breaker: Mutex<Breaker>,
+    /// When the database last came back after being unavailable.
+    came_back: Mutex<Option<Instant>>,
     /// Failed connection attempts of `pool` (see [`Manager::connect_failures`]).
     connect_failures: watch::Receiver<String>,
 }
@@ -130,6 +137,7 @@ impl Store {
                 recycled,
                 last_recycle: Mutex::new(None),
                 breaker: Mutex::new(Breaker::new(probe_backoff)),
+                came_back: Mutex::new(None),
                 connect_failures,
             }),
         }
@@ -145,6 +153,15 @@ impl Store {
     /// Why the database is considered unavailable, if it is.
     pub(crate) fn unavailable(&self) -> Option<String> {
         self.breaker().down_reason().map(str::to_string)
+    }
+
+    /// How long the database has been available: `None` while it is not, `Duration::MAX`
+    /// if it never went away.
+    pub(crate) fn available_for(&self) -> Option<Duration> {
+        if self.is_down() {
+            return None;
+        }
+        Some(lock(&self.inner.came_back).map_or(Duration::MAX, |t| t.elapsed()))
     }
 
     pub(crate) fn is_down(&self) -> bool {
@@ -193,6 +210,7 @@ impl Store {
             }
             Transition::CameBack(after) => {
                 tracing::info!(schema = %self.inner.schema, ?after, "database available again");
+                *lock(&self.inner.came_back) = Some(Instant::now());
             }
             Transition::None => {}
         }
@@ -422,9 +440,11 @@ impl Store {
     }
 
     /// One maintenance pass: if this process wins the schema's advisory lock, rescue
-    /// expired leases and prune finished jobs past retention.
+    /// expired leases (with `rescue`, failing a job on its `max_rescues`-th) and prune
+    /// finished jobs past retention.
     pub(crate) async fn maintain(
         &self,
+        rescue: bool,
         max_rescues: i32,
         completed_retention: Duration,
         failed_retention: Duration,
@@ -446,12 +466,14 @@ impl Store {
                 leader,
                 ..Default::default()
             };
-            if leader {
+            if leader && rescue {
                 let r = tx
                     .query_one(&self.inner.sql.rescue, &[&max_rescues, &BATCH])
                     .await?;
                 report.rescued = r.get(0);
                 report.poisoned = r.get(1);
+            }
+            if leader {
                 let (c, f) = (
                     completed_retention.as_secs_f64(),
                     failed_retention.as_secs_f64(),
