@@ -93,7 +93,14 @@ impl Completer {
                     act.flush(ctx);
                 }
                 Err(e) => {
-                    act.failures += 1;
+                    // Refused without reaching the database (the breaker is open and
+                    // probing): checking again is free, so check often and write as soon
+                    // as the database is back rather than after a long backoff. Only real
+                    // attempts that failed back off.
+                    let refused = matches!(e, crate::Error::Unavailable(_));
+                    if !refused {
+                        act.failures += 1;
+                    }
                     if let Some(suppressed) = act.log.allow() {
                         tracing::warn!(error = %e, pending = batch.len() + act.pending.len(), suppressed,
                             "could not write job outcomes; retrying");
@@ -103,7 +110,12 @@ impl Completer {
                     act.pending = batch;
                     act.pending.extend(rest);
                     act.in_flight = true;
-                    ctx.run_later(act.backoff.delay(act.failures), |act, ctx| {
+                    let delay = if refused {
+                        act.backoff.base
+                    } else {
+                        act.backoff.delay(act.failures)
+                    };
+                    ctx.run_later(delay, |act, ctx| {
                         act.in_flight = false;
                         act.flush(ctx);
                     });
