@@ -83,6 +83,29 @@ async fn failover_to_a_promoted_standby_and_refusal_of_a_standby() {
     })
     .await;
 
+    // A worker that dies with the old primary: it holds two jobs (claimed with the
+    // engine's own statement) that only a rescue on the new primary can free.
+    let claim = render_sql(include_str!("../../../src/store/sql/claim.sql"), &db.schema);
+    let ghost = db
+        .client
+        .query(
+            &claim,
+            &[
+                &0i16,
+                &i16::MAX,
+                &"default",
+                &vec!["work"],
+                &2i64,
+                &4242i64,
+                &2000.0f64,
+                &"ghost",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ghost.len(), 2, "the ghost holds two jobs");
+    let ghost_ids: Vec<i64> = ghost.iter().map(|r| r.get(0)).collect();
+
     let p = primary.clone();
     blocking(move || p.stop_server("immediate")).await;
     let in_flight = tally.in_flight();
@@ -128,6 +151,23 @@ async fn failover_to_a_promoted_standby_and_refusal_of_a_standby() {
     println!(
         "failover: {audit:?}, {} acknowledged, {errors} enqueue calls failed, {in_flight} runs in flight at the stop",
         acked.len()
+    );
+    assert_eq!(
+        audit.reruns, 0,
+        "the engine survived: no run of it was repeated"
+    );
+    let q = format!(
+        "SELECT count(*) FROM \"{}\".jobs_finished WHERE id = ANY($1) AND rescues = 1 AND worker_id <> 'ghost'",
+        db.schema
+    );
+    let rescued: i64 = new_primary
+        .query_one(&q, &[&ghost_ids])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rescued, 2,
+        "the dead worker's jobs were rescued on the new primary"
     );
 
     // The old primary comes back as a standby of the new one.

@@ -67,6 +67,10 @@ async fn killed_listener_reconnects_and_catches_up() {
 
     drained(&db.client, &db.schema, Duration::from_secs(10)).await;
     let audit = audit(&db.client, &db.schema, &[], &tally.executions()).await;
+    assert_eq!(
+        audit.reruns, 0,
+        "the engine survived: no run of it was repeated"
+    );
     assert_eq!(audit.completed, 3);
     engine.shutdown().await.unwrap();
     db.cleanup().await;

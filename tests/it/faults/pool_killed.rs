@@ -64,6 +64,10 @@ async fn killed_pool_backends_recover_within_two_seconds() {
     let (acked, _) = feeder.stop().await;
     drained(&db.client, &db.schema, Duration::from_secs(20)).await;
     let audit = audit(&db.client, &db.schema, &acked, &tally.executions()).await;
+    assert_eq!(
+        audit.reruns, 0,
+        "the engine survived: no run of it was repeated"
+    );
     println!("pool_killed: {audit:?}, {} acknowledged", acked.len());
     let s = engine.stats().await.unwrap();
     assert!(s.database.available, "{s:?}");

@@ -112,6 +112,10 @@ async fn read_only_flip_charges_nothing_and_recycles_every_connection() {
     let (acked, errors) = feeder.stop().await;
     drained(&db.client, &db.schema, Duration::from_secs(30)).await;
     let audit = audit(&db.client, &db.schema, &acked, &tally.executions()).await;
+    assert_eq!(
+        audit.reruns, 0,
+        "the engine survived: no run of it was repeated"
+    );
     println!(
         "read_only: {audit:?}, {} acknowledged, {errors} enqueue calls refused",
         acked.len()

@@ -96,6 +96,10 @@ async fn engine_survives_restart_and_a_long_stop() {
     let (acked, errors) = feeder.stop().await;
     drained(&admin, &db.schema, Duration::from_secs(30)).await;
     let audit = audit(&admin, &db.schema, &acked, &tally.executions()).await;
+    assert_eq!(
+        audit.reruns, 0,
+        "the engine survived: no run of it was repeated"
+    );
     println!(
         "restart: {audit:?}, {} acknowledged, {errors} enqueue calls failed",
         acked.len()

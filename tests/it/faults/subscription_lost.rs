@@ -107,6 +107,10 @@ async fn silently_lost_subscription_is_detected_and_restored() {
     }
     drained(&db.client, &db.schema, Duration::from_secs(10)).await;
     let audit = audit(&db.client, &db.schema, &[], &tally.executions()).await;
+    assert_eq!(
+        audit.reruns, 0,
+        "the engine survived: no run of it was repeated"
+    );
     assert_eq!(audit.completed, 5);
     engine.shutdown().await.unwrap();
     db.cleanup().await;
