@@ -60,6 +60,11 @@ async fn panicking_hanging_and_blocking_handlers_give_their_slots_back() {
     })
     .await;
     assert_eq!(s.lanes[0].concurrency, 3);
+    metric(
+        "handlers",
+        "all 3 slots free again after the bad handlers started",
+        blocked_at.elapsed(),
+    );
     assert!(
         blocked_at.elapsed() < block,
         "the slots came back while the handler was still blocking"

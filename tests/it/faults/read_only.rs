@@ -94,7 +94,7 @@ async fn read_only_flip_charges_nothing_and_recycles_every_connection() {
 
     flip_read_only(&db.client, false).await;
     let reset = server_now(&db.client).await;
-    let resumed = wait_some("work to resume", Duration::from_secs(3), || {
+    let resumed = wait_some("work to resume", bound(Duration::from_secs(3)), || {
         nth_completion_after(&db.client, &db.schema, reset, 5)
     })
     .await;

@@ -43,9 +43,11 @@ async fn engine_survives_restart_and_a_long_stop() {
     println!("restart took {:?}", t.elapsed());
     let admin = connect_retry(&db.url, Duration::from_secs(10)).await;
     let back = server_now(&admin).await;
-    let recovered = wait_some("work after the restart", Duration::from_secs(5), || {
-        nth_completion_after(&admin, &db.schema, back, 5)
-    })
+    let recovered = wait_some(
+        "work after the restart",
+        bound(Duration::from_secs(5)),
+        || nth_completion_after(&admin, &db.schema, back, 5),
+    )
     .await;
     metric(
         "restart",
@@ -79,9 +81,11 @@ async fn engine_survives_restart_and_a_long_stop() {
     blocking(move || p.start_server()).await;
     let admin = connect_retry(&db.url, Duration::from_secs(10)).await;
     let back = server_now(&admin).await;
-    let recovered = wait_some("work after the long stop", Duration::from_secs(5), || {
-        nth_completion_after(&admin, &db.schema, back, 5)
-    })
+    let recovered = wait_some(
+        "work after the long stop",
+        bound(Duration::from_secs(5)),
+        || nth_completion_after(&admin, &db.schema, back, 5),
+    )
     .await;
     metric(
         "restart",
