@@ -50,6 +50,10 @@ async fn killed_listener_reconnects_and_catches_up() {
         )
         .await;
         let latency = tally.started(job).unwrap() - enqueued_at;
+        assert!(
+            latency < Duration::from_secs(1),
+            "round {round}: started after {latency:?}"
+        );
         metric(
             "listener_killed",
             &format!("round {round} new listener backend"),
