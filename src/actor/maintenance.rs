@@ -43,12 +43,16 @@ impl Maintenance {
             self.busy = true;
             let store = self.store.clone();
             let s = self.settings.clone();
-            // Right after an outage, leases expired only because no worker could reach
-            // the database to renew them (or to write the outcome of a run that ended
-            // meanwhile). Give the workers one lease to renew and report before rescuing:
-            // otherwise every run spanning the outage is run twice and counted as a
-            // crash towards `max_rescues`.
-            let rescue = store.available_for().is_some_and(|d| d >= s.lease);
+            // Right after an outage long enough to let leases run out, they expired only
+            // because no worker could reach the database to renew them (or to write the
+            // outcome of a run that ended meanwhile). Give the workers one lease to renew
+            // and report before rescuing: otherwise every run spanning the outage is run
+            // twice and counted as a crash towards `max_rescues`. Shorter blips (a timed
+            // out call) cost no lease and do not hold rescues back.
+            let rescue = !store.is_down()
+                && store.last_outage().is_none_or(|(since, lasted)| {
+                    since >= s.lease || lasted < s.renew_interval()
+                });
             async move {
                 store
                     .maintain(

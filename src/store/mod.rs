@@ -94,8 +94,8 @@ struct Inner {
     recycled: watch::Sender<u64>,
     last_recycle: Mutex<Option<Instant>>,
     breaker: Mutex<Breaker>,
-    /// When the database last came back after being unavailable.
-    came_back: Mutex<Option<Instant>>,
+    /// The last outage: when the database came back, and how long it had been away.
+    last_outage: Mutex<Option<(Instant, Duration)>>,
     /// Failed connection attempts of `pool` (see [`Manager::connect_failures`]).
     connect_failures: watch::Receiver<String>,
 }
@@ -137,7 +137,7 @@ impl Store {
                 recycled,
                 last_recycle: Mutex::new(None),
                 breaker: Mutex::new(Breaker::new(probe_backoff)),
-                came_back: Mutex::new(None),
+                last_outage: Mutex::new(None),
                 connect_failures,
             }),
         }
@@ -155,13 +155,10 @@ impl Store {
         self.breaker().down_reason().map(str::to_string)
     }
 
-    /// How long the database has been available: `None` while it is not, `Duration::MAX`
-    /// if it never went away.
-    pub(crate) fn available_for(&self) -> Option<Duration> {
-        if self.is_down() {
-            return None;
-        }
-        Some(lock(&self.inner.came_back).map_or(Duration::MAX, |t| t.elapsed()))
+    /// The last outage, if the database ever went away: how long ago it came back, and
+    /// how long it had been away.
+    pub(crate) fn last_outage(&self) -> Option<(Duration, Duration)> {
+        lock(&self.inner.last_outage).map(|(back, lasted)| (back.elapsed(), lasted))
     }
 
     pub(crate) fn is_down(&self) -> bool {
@@ -210,7 +207,7 @@ impl Store {
             }
             Transition::CameBack(after) => {
                 tracing::info!(schema = %self.inner.schema, ?after, "database available again");
-                *lock(&self.inner.came_back) = Some(Instant::now());
+                *lock(&self.inner.last_outage) = Some((Instant::now(), after));
             }
             Transition::None => {}
         }
