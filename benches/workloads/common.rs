@@ -39,8 +39,13 @@ impl Job for Probe {
         };
         rec.start(self.seq, ctx.id());
         if self.sleep_us > 0 {
+            // tokio's timer has millisecond ticks, so `tokio::time::sleep(1 ms)` lasts
+            // 1 to 2 ms; a blocking-pool thread's nanosleep lands within tens of µs.
+            let d = Duration::from_micros(u64::from(self.sleep_us));
             let t = Instant::now();
-            tokio::time::sleep(Duration::from_micros(u64::from(self.sleep_us))).await;
+            tokio::task::spawn_blocking(move || std::thread::sleep(d))
+                .await
+                .map_err(JobError::retry)?;
             rec.slept(t.elapsed());
         }
         rec.end(self.seq);
@@ -59,6 +64,8 @@ pub(crate) struct Recorder {
     pub(crate) low_done: AtomicU64,
     /// Nanoseconds since `base` when the latest low job ended.
     last_low_end: AtomicU64,
+    /// Nanoseconds since `base` when the first job started, plus one (0 = none yet).
+    first_start: AtomicU64,
     slept_ns: AtomicU64,
     slept_n: AtomicU64,
     ids: Option<Mutex<Vec<i64>>>,
@@ -73,6 +80,7 @@ impl Recorder {
             executions: AtomicU64::new(0),
             low_done: AtomicU64::new(0),
             last_low_end: AtomicU64::new(0),
+            first_start: AtomicU64::new(0),
             slept_ns: AtomicU64::new(0),
             slept_n: AtomicU64::new(0),
             ids: keep_ids.then(|| Mutex::new(Vec::new())),
@@ -84,6 +92,12 @@ impl Recorder {
     }
 
     fn start(&self, seq: u32, id: i64) {
+        if self.first_start.load(Ordering::Relaxed) == 0 {
+            let now = self.nanos(Instant::now()) + 1;
+            let _ = self
+                .first_start
+                .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+        }
         if let Some(slot) = self.started.get(seq as usize) {
             slot.store(self.nanos(Instant::now()) + 1, Ordering::Release);
             self.low_done_at_start[seq as usize]
@@ -120,6 +134,14 @@ impl Recorder {
     /// Low jobs done when measured job `seq` started.
     pub(crate) fn low_done_at_start(&self, seq: usize) -> u64 {
         self.low_done_at_start[seq].load(Ordering::Acquire)
+    }
+
+    /// When the first job started, if one did.
+    pub(crate) fn first_start(&self) -> Option<Instant> {
+        match self.first_start.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(self.base + Duration::from_nanos(n - 1)),
+        }
     }
 
     pub(crate) fn last_low_end(&self) -> Instant {

@@ -80,7 +80,9 @@ async fn w2_run(schema: &Schema) -> BoxResult<Vec<String>> {
         );
         let stmt = other.prepare(&sql).await?;
         let mut sent = Vec::with_capacity(SAMPLES);
+        let mut pace = Pace::every(Duration::from_millis(20));
         for seq in 0..SAMPLES {
+            pace.wait().await;
             if path == "engine" {
                 engine
                     .enqueue(Enqueue::new(Probe {
@@ -92,7 +94,6 @@ async fn w2_run(schema: &Schema) -> BoxResult<Vec<String>> {
                 other.query_one(&stmt, &[&(seq as i32)]).await?;
             }
             sent.push(Instant::now());
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         rec.wait_started(SAMPLES, Duration::from_secs(10)).await?;
         engine.shutdown().await?;
@@ -126,6 +127,7 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
     const LOW_JOBS: u64 = 20_000;
     const HIGH_JOBS: usize = 200;
     const LOW_SLOTS: u32 = 8;
+    const INTERVAL_MS: u64 = 10;
     eprintln!("w4: enqueueing {LOW_JOBS} low jobs sleeping 1 ms");
     let producer = common::producer(&schema.url, &schema.name).await?;
     fill(&producer, LOW_JOBS, LOW_PRIORITY, 1000).await?;
@@ -136,9 +138,11 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
     let t0 = Instant::now();
     let engine = start(schema, &rec, lanes(LOW_SLOTS, 4)).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    eprintln!("w4: {HIGH_JOBS} high jobs, 10 ms apart");
+    eprintln!("w4: {HIGH_JOBS} high jobs, {INTERVAL_MS} ms apart");
     let mut sent = Vec::with_capacity(HIGH_JOBS);
+    let mut pace = Pace::every(Duration::from_millis(INTERVAL_MS));
     for seq in 0..HIGH_JOBS {
+        pace.wait().await;
         let job = Probe {
             seq: seq as u32,
             sleep_us: 0,
@@ -147,7 +151,6 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
             .enqueue(Enqueue::new(job).priority(HIGH_PRIORITY))
             .await?;
         sent.push(Instant::now());
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     rec.wait_started(HIGH_JOBS, Duration::from_secs(10)).await?;
     let drained = schema
@@ -201,6 +204,7 @@ pub(crate) async fn w6(url: &str, o: &MixedOptions) -> BoxResult<Vec<String>> {
 async fn w6_run(schema: &Schema, o: &MixedOptions) -> BoxResult<Vec<String>> {
     const HIGH_JOBS: usize = 500;
     const BACKLOG: u64 = 30_000;
+    const INTERVAL_MS: u64 = 20;
     eprintln!("w6: enqueueing a backlog of {BACKLOG} low jobs");
     let producer = common::producer(&schema.url, &schema.name).await?;
     fill(&producer, BACKLOG, LOW_PRIORITY, 0).await?;
@@ -213,11 +217,13 @@ async fn w6_run(schema: &Schema, o: &MixedOptions) -> BoxResult<Vec<String>> {
     // separate producer service: its COPYs must not run on the measured actix thread.
     let feeder = Feeder::spawn(schema, rec.clone(), BACKLOG);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    eprintln!("w6: {HIGH_JOBS} high jobs, 20 ms apart, over a saturated low lane");
+    eprintln!("w6: {HIGH_JOBS} high jobs, {INTERVAL_MS} ms apart, over a saturated low lane");
     let low_before = rec.low_done.load(Ordering::Acquire);
     let t0 = Instant::now();
     let mut sent = Vec::with_capacity(HIGH_JOBS);
+    let mut pace = Pace::every(Duration::from_millis(INTERVAL_MS));
     for seq in 0..HIGH_JOBS {
+        pace.wait().await;
         let job = Probe {
             seq: seq as u32,
             sleep_us: 0,
@@ -226,7 +232,6 @@ async fn w6_run(schema: &Schema, o: &MixedOptions) -> BoxResult<Vec<String>> {
             .enqueue(Enqueue::new(job).priority(HIGH_PRIORITY))
             .await?;
         sent.push(Instant::now());
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let window = t0.elapsed().as_secs_f64();
     let low_done = rec.low_done.load(Ordering::Acquire) - low_before;
@@ -292,5 +297,26 @@ impl Feeder {
         self.thread
             .join()
             .map_err(|_| "the feeder thread panicked")?
+    }
+}
+
+/// Arrivals on a fixed schedule (start + n × interval), so a slow enqueue or a late
+/// timer does not stretch the spacing of every later arrival.
+struct Pace {
+    next: Instant,
+    every: Duration,
+}
+
+impl Pace {
+    fn every(every: Duration) -> Pace {
+        Pace {
+            next: Instant::now(),
+            every,
+        }
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep_until(self.next.into()).await;
+        self.next += self.every;
     }
 }

@@ -79,7 +79,7 @@ struct Args {
     /// Passed by `cargo bench` to every harness-less bench; ignored.
     #[arg(long, hide = true)]
     bench: bool,
-    /// Internal: run as a w5 worker process.
+    /// Internal: run as a helper process (`w5` worker, or `fill` for w1's backlog).
     #[arg(long, hide = true)]
     child: Option<String>,
     /// Internal: the schema a child works in.
@@ -112,6 +112,7 @@ async fn dispatch(args: Args) -> BoxResult<()> {
         let schema = args.schema.as_deref().ok_or("--child needs --schema")?;
         return match role.as_str() {
             "w5" => multi::child(&url, schema, args.concurrency.unwrap_or(CONCURRENCY)).await,
+            "fill" => drain::fill_child(&url, schema, args.jobs.unwrap_or(W1_JOBS)).await,
             other => Err(format!("unknown child role `{other}`").into()),
         };
     }
