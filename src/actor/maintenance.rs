@@ -50,9 +50,9 @@ impl Maintenance {
             // twice and counted as a crash towards `max_rescues`. Shorter blips (a timed
             // out call) cost no lease and do not hold rescues back.
             let rescue = !store.is_down()
-                && store.last_outage().is_none_or(|(since, lasted)| {
-                    since >= s.lease || lasted < s.renew_interval()
-                });
+                && store
+                    .last_outage()
+                    .is_none_or(|(since, lasted)| since >= s.lease || lasted < s.renew_interval());
             async move {
                 store
                     .maintain(
