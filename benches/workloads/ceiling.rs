@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use crate::common::{self, fill, line, r, BoxResult, Schema};
+use crate::common::{self, line, r, BoxResult, Schema};
 
 pub(crate) struct CeilingOptions {
     pub(crate) jobs: u64,
@@ -66,10 +66,7 @@ fn complete_sql(s: &str) -> String {
 
 async fn run(schema: &Schema, o: &CeilingOptions) -> BoxResult<Vec<String>> {
     eprintln!("ceiling: enqueueing {} jobs", o.jobs);
-    let producer = common::producer(&schema.url, &schema.name).await?;
-    fill(&producer, o.jobs, 100, 0).await?;
-    producer.shutdown().await?;
-    drop(producer);
+    common::fill_elsewhere(schema, o.jobs, 100, 0)?;
 
     let mut clients = Vec::new();
     for _ in 0..o.connections {

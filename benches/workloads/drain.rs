@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pglane::{Engine, Lane};
 
-use crate::common::{self, fill, line, ms_between, r, rss_mib, BoxResult, Probe, Recorder, Schema};
+use crate::common::{self, line, ms_between, r, rss_mib, BoxResult, Probe, Recorder, Schema};
 
 pub(crate) struct DrainOptions {
     pub(crate) jobs: u64,
@@ -30,16 +30,7 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
         prefill_history(schema, o.history, o.history_expired).await?;
     }
     eprintln!("w1: enqueueing {} jobs", o.jobs);
-    // From another process, so this one's memory is the engine's alone (the allocator
-    // keeps what a million validated jobs once took).
-    let status = std::process::Command::new(std::env::current_exe()?)
-        .args(["--child", "fill", "--schema", &schema.name])
-        .args(["--database-url", &schema.url])
-        .args(["--jobs", &o.jobs.to_string()])
-        .status()?;
-    if !status.success() {
-        return Err(format!("the fill process failed: {status}").into());
-    }
+    common::fill_elsewhere(schema, o.jobs, 100, 0)?;
 
     let rec = Recorder::new(0, false);
     eprintln!("w1: draining with concurrency {}", o.concurrency);
@@ -84,14 +75,6 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
         ("rss_peak_mib", r(rss_peak, 1)),
         ("process_hwm_mib", r(hwm, 1)),
     ])])
-}
-
-/// The `--child fill` side: enqueues `jobs` no-op jobs with binary COPY.
-pub(crate) async fn fill_child(url: &str, schema: &str, jobs: u64) -> BoxResult<()> {
-    let producer = common::producer(url, schema).await?;
-    fill(&producer, jobs, 100, 0).await?;
-    producer.shutdown().await?;
-    Ok(())
 }
 
 /// Completed rows as the engine would have left them, then vacuumed: a history that

@@ -129,10 +129,7 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
     const LOW_SLOTS: u32 = 8;
     const INTERVAL_MS: u64 = 10;
     eprintln!("w4: enqueueing {LOW_JOBS} low jobs sleeping 1 ms");
-    let producer = common::producer(&schema.url, &schema.name).await?;
-    fill(&producer, LOW_JOBS, LOW_PRIORITY, 1000).await?;
-    producer.shutdown().await?;
-    drop(producer);
+    common::fill_elsewhere(schema, LOW_JOBS, LOW_PRIORITY, 1000)?;
 
     let rec = Recorder::new(HIGH_JOBS, false);
     let t0 = Instant::now();
@@ -206,10 +203,7 @@ async fn w6_run(schema: &Schema, o: &MixedOptions) -> BoxResult<Vec<String>> {
     const BACKLOG: u64 = 30_000;
     const INTERVAL_MS: u64 = 20;
     eprintln!("w6: enqueueing a backlog of {BACKLOG} low jobs");
-    let producer = common::producer(&schema.url, &schema.name).await?;
-    fill(&producer, BACKLOG, LOW_PRIORITY, 0).await?;
-    producer.shutdown().await?;
-    drop(producer);
+    common::fill_elsewhere(schema, BACKLOG, LOW_PRIORITY, 0)?;
 
     let rec = Recorder::new(HIGH_JOBS, false);
     let engine = start(schema, &rec, lanes(o.low_concurrency, 4)).await?;

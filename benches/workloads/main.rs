@@ -82,6 +82,12 @@ struct Args {
     /// Internal: run as a helper process (`w5` worker, or `fill` for w1's backlog).
     #[arg(long, hide = true)]
     child: Option<String>,
+    /// Internal: the priority of the jobs a `fill` child enqueues.
+    #[arg(long, hide = true, default_value_t = 100)]
+    priority: i64,
+    /// Internal: how long the jobs a `fill` child enqueues sleep, in µs.
+    #[arg(long, hide = true, default_value_t = 0)]
+    sleep_us: u32,
     /// Internal: the schema a child works in.
     #[arg(long, hide = true)]
     schema: Option<String>,
@@ -112,7 +118,10 @@ async fn dispatch(args: Args) -> BoxResult<()> {
         let schema = args.schema.as_deref().ok_or("--child needs --schema")?;
         return match role.as_str() {
             "w5" => multi::child(&url, schema, args.concurrency.unwrap_or(CONCURRENCY)).await,
-            "fill" => drain::fill_child(&url, schema, args.jobs.unwrap_or(W1_JOBS)).await,
+            "fill" => {
+                let n = args.jobs.unwrap_or(W1_JOBS);
+                common::fill_child(&url, schema, n, args.priority, args.sleep_us).await
+            }
             other => Err(format!("unknown child role `{other}`").into()),
         };
     }
