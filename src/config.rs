@@ -80,7 +80,7 @@ impl Default for Settings {
             retry_backoff: Backoff::RETRY,
             reconnect_backoff: Backoff {
                 base: Duration::from_millis(100),
-                max: Duration::from_secs(10),
+                max: Duration::from_secs(2),
                 jitter: 0.3,
             },
             maintenance_interval: Duration::from_secs(5),
