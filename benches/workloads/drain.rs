@@ -34,6 +34,7 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
 
     let rec = Recorder::new(0, false);
     eprintln!("w1: draining with concurrency {}", o.concurrency);
+    let cpu0 = common::cpu_time();
     let t0 = Instant::now();
     let engine = Engine::builder(&schema.url)
         .schema(&schema.name)
@@ -49,6 +50,7 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
     let rss_peak = sampler.stop();
     engine.shutdown().await?;
     let t1 = done?;
+    let cpu = (common::cpu_time() - cpu0).as_secs_f64();
     let wall = (t1 - t0).as_secs_f64();
     let (_, hwm) = rss_mib();
     eprintln!("w1: done in {wall:.3} s");
@@ -70,6 +72,9 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
                 .load(std::sync::atomic::Ordering::Acquire)
                 .into(),
         ),
+        // The engine process's CPU (all threads) per job, to compare with the
+        // database's share of the two cores.
+        ("engine_cpu_us_per_job", r(cpu * 1e6 / o.jobs as f64, 1)),
         ("history", o.history.into()),
         ("history_expired", o.history_expired.into()),
         ("rss_peak_mib", r(rss_peak, 1)),
