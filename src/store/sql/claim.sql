@@ -13,6 +13,15 @@
 -- that kills its process, the others would die with it again and again and be failed as
 -- poison pills too. The subquery is uncorrelated, so it runs at most once per claim, and
 -- only when a rescued job comes up.
+--
+-- The claim commits without waiting for its WAL flush (synchronous_commit off, for this
+-- transaction only: set_config(…, true) lasts until the implicit transaction ends,
+-- after the commit record is written). A claim lost in a database crash leaves its jobs
+-- available, and the run's outcome is then fenced off by its token: at worst a run is
+-- repeated, which at-least-once allows. The flush (about 0.2 ms idle, over 1 ms under
+-- load here) was on the critical path of every slot refill: measured with it off,
+-- pickup p50 0.6 -> 0.45 ms, urgent p50 under a backlog 0.7 -> 0.3 ms, a 16-slot
+-- drain 11k -> 19k jobs/s. Outcomes and enqueues keep synchronous commits.
 WITH picked AS MATERIALIZED (
     SELECT id
     FROM /* TEMPLATE: schema */jobs
@@ -35,7 +44,7 @@ SET state       = 'running',
     lease_until = now() + $7::float8 * interval '1 millisecond',
     worker_id   = $8::text,
     started_at  = now()
-FROM picked
+FROM picked, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
 WHERE j.id = picked.id
 RETURNING j.id, j.kind, j.priority, j.attempt, j.max_attempts, j.args, j.timeout_ms, j.run_at,
           j.rescues
