@@ -1,6 +1,6 @@
 -- Deletes up to $3 finished jobs past their retention: completed ones after $1 seconds,
 -- failed and cancelled ones after $2 seconds. Called in a loop, a batch at a time, so
--- pruning never holds long locks or bloats one transaction.
+-- pruning never holds long locks or keeps one transaction open (see Store::maintain).
 WITH old AS (
     SELECT id
     FROM /* TEMPLATE: schema */jobs_finished
