@@ -402,7 +402,12 @@ pub(crate) fn cpu_time() -> Duration {
     // Fields after the command name (which may contain spaces) start at state (3rd).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state; the clock
     // tick is 100 Hz on every Linux this runs on.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
