@@ -91,9 +91,10 @@ impl Engine {
         Ok(ids)
     }
 
-    /// Enqueues many jobs with binary `COPY`: the fastest bulk path, several times the
-    /// rate of [`enqueue_many`](Self::enqueue_many) for large batches. Returns how many
-    /// jobs were inserted.
+    /// Enqueues many jobs with binary `COPY`: the fastest bulk path, 1.4 to 2 times the
+    /// rate of [`enqueue_many`](Self::enqueue_many) for large batches (about 220,000
+    /// jobs/s for 100,000 small jobs on a local database). Returns how many jobs were
+    /// inserted.
     ///
     /// All jobs are validated first: one bad job rejects the batch with
     /// [`Error::InvalidJob`] and nothing is written. The COPY and a single NOTIFY (the
