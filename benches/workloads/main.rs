@@ -17,6 +17,7 @@ mod common;
 mod drain;
 mod latency;
 mod multi;
+mod probe;
 
 use clap::{Parser, ValueEnum};
 
