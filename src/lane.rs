@@ -113,6 +113,35 @@ impl Lane {
     }
 }
 
+/// The most urgent priority lane `i` may claim right now. A work-conserving lane borrows
+/// more urgent work only where nobody else would take it: from lanes that are full or
+/// paused (`busy`), and from priorities no lane covers. While a more urgent lane has free
+/// slots its jobs are left to it, so an urgent job is never swept into a large, slow
+/// claim of a bulk lane when its own lane could start it at once.
+pub(crate) fn borrow_floor(lanes: &[Lane], busy: &[bool], i: usize) -> i16 {
+    let lane = &lanes[i];
+    if !lane.work_conserving {
+        return lane.lo;
+    }
+    let mut floor = lane.lo;
+    while floor > 0 {
+        match lanes.iter().position(|l| l.hi == floor - 1) {
+            Some(j) if busy[j] => floor = lanes[j].lo,
+            Some(_) => break,
+            // A gap below: nobody owns it, so take it, down to the next lane's range.
+            None => {
+                floor = lanes
+                    .iter()
+                    .map(|l| l.hi)
+                    .filter(|hi| *hi < floor)
+                    .max()
+                    .map_or(0, |hi| hi + 1)
+            }
+        }
+    }
+    floor
+}
+
 /// Validates a set of lanes: valid unique names, non-empty ranges, no overlap, and no
 /// gap unless `allow_gaps` (a job in a gap would only run when a less urgent lane
 /// borrows it).
@@ -223,6 +252,12 @@ impl LaneAccount {
         self.paused
     }
 
+    /// Whether the lane cannot take more work now (paused, draining or full), so a less
+    /// urgent lane may borrow its jobs.
+    pub(crate) fn busy(&self) -> bool {
+        self.paused || self.draining || self.free() == 0
+    }
+
     pub(crate) fn claim_in_flight(&self) -> bool {
         self.reserved > 0
     }
@@ -314,6 +349,46 @@ mod tests {
         assert!(l.accepts(0) && l.accepts(50) && !l.accepts(100));
         let strict = l.work_conserving(false);
         assert!(!strict.accepts(0) && strict.accepts(10) && !strict.accepts(100));
+    }
+
+    #[test]
+    fn borrowing_reaches_only_past_busy_lanes_and_gaps() {
+        let lanes = [
+            Lane::new("u").priorities(0..=9),
+            Lane::new("n").priorities(10..=99),
+            Lane::new("b").priorities(200..),
+        ];
+        let free = [false, false, false];
+        assert_eq!(borrow_floor(&lanes, &free, 0), 0);
+        assert_eq!(
+            borrow_floor(&lanes, &free, 1),
+            10,
+            "urgent lane has room: leave its jobs"
+        );
+        assert_eq!(
+            borrow_floor(&lanes, &free, 2),
+            100,
+            "the 100..=199 gap is nobody's"
+        );
+        assert_eq!(
+            borrow_floor(&lanes, &[true, false, false], 1),
+            0,
+            "urgent lane full: help"
+        );
+        assert_eq!(
+            borrow_floor(&lanes, &[true, false, false], 2),
+            100,
+            "normal lane has room"
+        );
+        assert_eq!(borrow_floor(&lanes, &[false, true, false], 2), 10);
+        assert_eq!(borrow_floor(&lanes, &[true, true, false], 2), 0);
+        let strict = [
+            Lane::new("u").priorities(0..=9),
+            Lane::new("b").priorities(10..).work_conserving(false),
+        ];
+        assert_eq!(borrow_floor(&strict, &[true, false], 1), 10);
+        let top_gap = [Lane::new("b").priorities(50..)];
+        assert_eq!(borrow_floor(&top_gap, &[false], 0), 0);
     }
 
     #[test]

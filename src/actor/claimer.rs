@@ -12,6 +12,8 @@ use crate::store::{ClaimRequest, ClaimedJob, Store};
 /// Claim up to `limit` jobs under the lease token `token`.
 pub(crate) struct Claim {
     pub(crate) limit: u32,
+    /// The most urgent priority to take (see `lane::borrow_floor`).
+    pub(crate) floor: i16,
     pub(crate) token: i64,
 }
 
@@ -43,6 +45,7 @@ impl Handler<Claim> for Claimer {
         let req = ClaimRequest {
             limit: msg.limit,
             token: msg.token,
+            floor: msg.floor,
             ..self.template.clone()
         };
         Box::pin(async move { store.claim(&req).await })

@@ -24,6 +24,11 @@ const MAX_BATCH: usize = 2000;
 #[rtype(result = "()")]
 pub(crate) struct Outcome(pub(crate) OutcomeRow);
 
+/// Several outcomes to write (a batch of finished runs).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Outcomes(pub(crate) Vec<OutcomeRow>);
+
 /// Resolves when every outcome received so far is written, or after `timeout`.
 /// Answers whether everything was written.
 #[derive(Message)]
@@ -135,6 +140,15 @@ impl Handler<Outcome> for Completer {
 
     fn handle(&mut self, msg: Outcome, ctx: &mut Context<Self>) {
         self.pending.push(msg.0);
+        self.flush(ctx);
+    }
+}
+
+impl Handler<Outcomes> for Completer {
+    type Result = ();
+
+    fn handle(&mut self, msg: Outcomes, ctx: &mut Context<Self>) {
+        self.pending.extend(msg.0);
         self.flush(ctx);
     }
 }

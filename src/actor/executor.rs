@@ -5,7 +5,7 @@
 //! the other lanes. The supervisor enforces timeouts from its side.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::Recipient;
 use futures_util::FutureExt;
@@ -17,12 +17,48 @@ use crate::outcome::RunResult;
 /// Identifies one run: job id and the lease token it was claimed under.
 pub(crate) type RunKey = (i64, i64);
 
-/// A run ended (or panicked). Sent from the handler runtime to the supervisor.
+/// Runs that ended, gathered for the supervisor. Handlers finish on several threads at
+/// tens of thousands per second; instead of one mailbox message per run, each run is
+/// pushed here and only the push that finds the queue empty sends a [`RunsFinished`]
+/// wake-up. The supervisor then settles the whole batch in one visit: one outcome
+/// message to the completer, one dispatch per lane, and a short mailbox for the hints
+/// that must not wait (an urgent job's NOTIFY).
+#[derive(Clone)]
+pub(crate) struct Finished {
+    runs: Arc<Mutex<Vec<(RunKey, RunResult)>>>,
+    wake: Recipient<RunsFinished>,
+}
+
+/// Some runs ended; take them with [`Finished::take`].
 #[derive(actix::Message)]
 #[rtype(result = "()")]
-pub(crate) struct JobFinished {
-    pub(crate) key: RunKey,
-    pub(crate) result: RunResult,
+pub(crate) struct RunsFinished;
+
+impl Finished {
+    pub(crate) fn new(wake: Recipient<RunsFinished>) -> Self {
+        Finished {
+            runs: Arc::new(Mutex::new(Vec::new())),
+            wake,
+        }
+    }
+
+    fn push(&self, key: RunKey, result: RunResult) {
+        let first = {
+            let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            runs.push((key, result));
+            runs.len() == 1
+        };
+        // Exactly one wake-up per batch: whoever finds the queue empty sends it, and the
+        // supervisor empties the queue when it handles that wake-up.
+        if first {
+            self.wake.do_send(RunsFinished);
+        }
+    }
+
+    /// Every run that ended since the last call.
+    pub(crate) fn take(&self) -> Vec<(RunKey, RunResult)> {
+        std::mem::take(&mut *self.runs.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// The runtime handlers run on. Dropping it detaches its threads without blocking
@@ -63,7 +99,7 @@ pub(crate) fn spawn(
     args: Vec<u8>,
     ctx: JobContext,
     key: RunKey,
-    reply: Recipient<JobFinished>,
+    finished: Finished,
 ) -> tokio::task::AbortHandle {
     let span = tracing::info_span!(
         "job",
@@ -82,7 +118,7 @@ pub(crate) fn spawn(
             Ok(r) => RunResult::from_handler(r),
             Err(payload) => RunResult::panicked(&*payload),
         };
-        reply.do_send(JobFinished { key, result });
+        finished.push(key, result);
     };
     rt.handle().spawn(run.instrument(span)).abort_handle()
 }

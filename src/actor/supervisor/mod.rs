@@ -16,8 +16,8 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::actor::claimer::{Claim, Claimer};
-use crate::actor::completer::{Completer, Outcome};
-use crate::actor::executor::{self, HandlerRuntime, JobFinished, RunKey};
+use crate::actor::completer::{Completer, Outcome, Outcomes};
+use crate::actor::executor::{self, Finished, HandlerRuntime, RunKey, RunsFinished};
 use crate::actor::listener::{JobsAvailable, Listener, ListenerChanged, StopListener};
 use crate::actor::maintenance::{Maintenance, StopMaintenance};
 use crate::actor::LogLimiter;
@@ -43,6 +43,8 @@ pub struct JobSupervisor {
     kinds: Arc<Vec<String>>,
     data: Arc<DataMap>,
     lanes: Vec<LaneSlot>,
+    /// The lanes' configured ranges, for borrowing decisions.
+    lane_config: Vec<Lane>,
     running: HashMap<RunKey, Running>,
     completer: Addr<Completer>,
     handlers: Arc<HandlerRuntime>,
@@ -53,6 +55,8 @@ pub struct JobSupervisor {
     started_total: u64,
     shutdown: Option<ShutdownState>,
     claim_log: LogLimiter,
+    /// Where handlers report finished runs.
+    finished: Option<Finished>,
     /// Whether the schema version was checked; false only when the database was
     /// unavailable at start. No claims until it is.
     schema_verified: bool,
@@ -106,6 +110,7 @@ impl JobSupervisor {
     pub(crate) fn new(p: SupervisorParts) -> Self {
         let kinds = Arc::new(p.registry.kinds());
         JobSupervisor {
+            lane_config: p.lanes.iter().map(|(lane, _)| lane.clone()).collect(),
             lanes: p
                 .lanes
                 .into_iter()
@@ -136,6 +141,7 @@ impl JobSupervisor {
             started_total: 0,
             shutdown: None,
             claim_log: LogLimiter::new(Duration::from_secs(5)),
+            finished: None,
             schema_verified: p.schema_verified,
             schema_check_in_flight: false,
         }
@@ -174,11 +180,17 @@ impl JobSupervisor {
         let Some(limit) = self.lanes[i].account.begin_claim() else {
             return;
         };
+        let busy: Vec<bool> = self.lanes.iter().map(|l| l.account.busy()).collect();
+        let floor = crate::lane::borrow_floor(&self.lane_config, &busy, i);
         // One token per claim: (job id, token) identifies each run uniquely.
         let token = fastrand::i64(1..i64::MAX);
         self.lanes[i]
             .claimer
-            .send(Claim { limit, token })
+            .send(Claim {
+                limit,
+                floor,
+                token,
+            })
             .into_actor(self)
             .map(move |result, act, ctx| {
                 let result = result.map_err(crate::Error::from).and_then(|r| r);
@@ -247,6 +259,7 @@ impl JobSupervisor {
     }
 
     fn start_run(&mut self, ctx: &mut Context<Self>, i: usize, token: i64, job: ClaimedJob) {
+        let finished = self.finished_queue(ctx);
         let key = (job.id, token);
         let Some(reg) = self.registry.get(&job.kind) else {
             // INVARIANT-ish: claims filter on registered kinds, so this is unreachable
@@ -289,7 +302,7 @@ impl JobSupervisor {
             job.args,
             jctx,
             key,
-            ctx.address().recipient(),
+            finished,
         );
         self.running.insert(
             key,
@@ -306,13 +319,21 @@ impl JobSupervisor {
         );
     }
 
-    /// A run ended: free its slot, decide its outcome, hand it to the completer.
-    fn finish_run(&mut self, ctx: &mut Context<Self>, key: RunKey, result: RunResult) {
+    /// The queue handlers report finished runs on (created on first use).
+    fn finished_queue(&mut self, ctx: &mut Context<Self>) -> Finished {
+        self.finished
+            .get_or_insert_with(|| Finished::new(ctx.address().recipient()))
+            .clone()
+    }
+
+    /// A run ended: free its slot and decide its outcome. Returns the lane and the
+    /// outcome to write, or `None` for the late outcome of a run already written off.
+    fn settle_run(&mut self, key: RunKey, result: RunResult) -> Option<(usize, OutcomeRow)> {
         let Some(run) = self.running.remove(&key) else {
             // Already timed out and written off: this late outcome is fenced off here,
             // and the database fence would reject it anyway.
             tracing::debug!(job = key.0, "ignoring the late outcome of a timed-out run");
-            return;
+            return None;
         };
         self.lanes[run.lane].account.finish();
         let action = decide(
@@ -321,15 +342,31 @@ impl JobSupervisor {
             run.max_attempts,
             &self.settings.retry_backoff,
         );
-        self.completer.do_send(Outcome(OutcomeRow {
-            id: key.0,
-            token: key.1,
-            action,
-        }));
+        Some((
+            run.lane,
+            OutcomeRow {
+                id: key.0,
+                token: key.1,
+                action,
+            },
+        ))
+    }
+
+    /// Settles one run, writes its outcome and refills its lane.
+    fn finish_run(&mut self, ctx: &mut Context<Self>, key: RunKey, result: RunResult) {
+        if let Some((lane, outcome)) = self.settle_run(key, result) {
+            self.completer.do_send(Outcome(outcome));
+            self.after_finish(ctx, &[lane]);
+        }
+    }
+
+    fn after_finish(&mut self, ctx: &mut Context<Self>, lanes: &[usize]) {
         if self.shutdown.is_some() {
             self.check_quiet();
         } else {
-            self.dispatch(ctx, run.lane);
+            for &lane in lanes {
+                self.dispatch(ctx, lane);
+            }
         }
     }
 
@@ -496,11 +533,28 @@ impl Actor for JobSupervisor {
     }
 }
 
-impl Handler<JobFinished> for JobSupervisor {
+impl Handler<RunsFinished> for JobSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: JobFinished, ctx: &mut Context<Self>) {
-        self.finish_run(ctx, msg.key, msg.result);
+    fn handle(&mut self, _: RunsFinished, ctx: &mut Context<Self>) {
+        let Some(queue) = self.finished.clone() else {
+            return;
+        };
+        let runs = queue.take();
+        let mut outcomes = Vec::with_capacity(runs.len());
+        let mut lanes: Vec<usize> = Vec::new();
+        for (key, result) in runs {
+            if let Some((lane, outcome)) = self.settle_run(key, result) {
+                outcomes.push(outcome);
+                if !lanes.contains(&lane) {
+                    lanes.push(lane);
+                }
+            }
+        }
+        if !outcomes.is_empty() {
+            self.completer.do_send(Outcomes(outcomes));
+        }
+        self.after_finish(ctx, &lanes);
     }
 }
 
