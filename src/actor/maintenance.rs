@@ -15,11 +15,18 @@ use crate::backoff::jittered;
 use crate::config::Settings;
 use crate::store::Store;
 
+/// Dead row versions in the job table that trigger a VACUUM.
+const VACUUM_AFTER_DEAD_ROWS: i64 = 20_000;
+
+/// How often the dead-row count is checked (one cheap statistics query).
+const VACUUM_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
 pub(crate) struct Maintenance {
     store: Store,
     settings: Arc<Settings>,
     supervisor: Addr<JobSupervisor>,
     busy: bool,
+    vacuuming: bool,
     log: LogLimiter,
 }
 
@@ -34,8 +41,35 @@ impl Maintenance {
             settings,
             supervisor,
             busy: false,
+            vacuuming: false,
             log: LogLimiter::new(Duration::from_secs(10)),
         }
+    }
+
+    /// Vacuums the job table when enough dead rows have piled up (see
+    /// `Store::vacuum_if_needed`), checked more often than the rest of maintenance
+    /// because under load the table turns over in seconds.
+    fn vacuum(&mut self, ctx: &mut Context<Self>) {
+        if !self.vacuuming {
+            self.vacuuming = true;
+            let store = self.store.clone();
+            async move { store.vacuum_if_needed(VACUUM_AFTER_DEAD_ROWS).await }
+                .into_actor(self)
+                .map(|result, act, _| {
+                    act.vacuuming = false;
+                    if let Err(e) = result {
+                        if let Some(suppressed) = act.log.allow() {
+                            tracing::warn!(error = %e, suppressed, "vacuuming the job table failed");
+                        }
+                    }
+                })
+                .spawn(ctx);
+        }
+        let next = jittered(
+            VACUUM_CHECK_INTERVAL.min(self.settings.maintenance_interval),
+            0.2,
+        );
+        ctx.run_later(next, |act, ctx| act.vacuum(ctx));
     }
 
     fn pass(&mut self, ctx: &mut Context<Self>) {
@@ -102,6 +136,7 @@ impl Actor for Maintenance {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.pass(ctx);
+        self.vacuum(ctx);
     }
 }
 

@@ -53,6 +53,7 @@ pub(crate) struct Sql {
     pub(crate) schema_version: String,
     pub(crate) cancel: String,
     pub(crate) retry_finished: String,
+    pub(crate) dead_rows: String,
 }
 
 impl Sql {
@@ -71,6 +72,7 @@ impl Sql {
             schema_version: r(include_str!("sql/schema_version.sql")),
             cancel: r(include_str!("sql/cancel.sql")),
             retry_finished: r(include_str!("sql/retry_finished.sql")),
+            dead_rows: r(include_str!("sql/dead_rows.sql")),
         }
     }
 }
@@ -434,6 +436,41 @@ impl Store {
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
+    }
+
+    /// Vacuums the live job table once `min_dead` dead row versions have piled up.
+    ///
+    /// Every claim and completion leaves a dead version behind, at the head of the claim
+    /// index where the next claim starts its scan. Autovacuum visits a database only
+    /// once per `autovacuum_naptime` (a minute by default), far too rarely for a table
+    /// that turns over tens of thousands of rows a second: a 1M-job drain slowed from
+    /// 62k to 45k jobs/s as claims read thousands of index pages of dead entries. A plain
+    /// VACUUM takes no lock that claims wait for, and SKIP_LOCKED makes it step aside
+    /// when another engine (or autovacuum) is already vacuuming. Returns whether it ran.
+    ///
+    /// Not counted by the breaker: a slow VACUUM is not an outage. Skipped while the
+    /// database is known to be unavailable.
+    pub(crate) async fn vacuum_if_needed(&self, min_dead: i64) -> Result<bool> {
+        if self.is_down() {
+            return Ok(false);
+        }
+        let budget = self.inner.call_timeout * 2;
+        let work = async {
+            let mut conn = self.conn().await?;
+            let dead: i64 = conn.query_once(&self.inner.sql.dead_rows, &[]).await?[0].get(0);
+            if dead < min_dead {
+                return Ok(false);
+            }
+            let vacuum = format!("VACUUM (SKIP_LOCKED) \"{}\".jobs", self.inner.schema);
+            conn.set_suspect(true);
+            conn.batch_execute(&vacuum).await?;
+            conn.set_suspect(false);
+            Ok(true)
+        };
+        match tokio::time::timeout(budget, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(budget)),
+        }
     }
 
     /// One maintenance pass: if this process wins the schema's advisory lock, rescue
