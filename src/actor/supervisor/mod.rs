@@ -57,6 +57,8 @@ pub struct JobSupervisor {
     claim_log: LogLimiter,
     /// Where handlers report finished runs.
     finished: Option<Finished>,
+    /// Claimed rescued jobs waiting for a hand-back to be written before they start.
+    deferred_starts: usize,
     /// Whether the schema version was checked; false only when the database was
     /// unavailable at start. No claims until it is.
     schema_verified: bool,
@@ -142,6 +144,7 @@ impl JobSupervisor {
             shutdown: None,
             claim_log: LogLimiter::new(Duration::from_secs(5)),
             finished: None,
+            deferred_starts: 0,
             schema_verified: p.schema_verified,
             schema_check_in_flight: false,
         }
@@ -228,22 +231,30 @@ impl JobSupervisor {
                     self.check_quiet();
                     return;
                 }
+                // At most one rescued job runs here at a time, so a poison pill that
+                // kills this process cannot take other rescued jobs down with it again
+                // and again until they too are failed as poison pills. The claim skips
+                // rescued jobs while one runs; this catches a claim that returned two,
+                // or two lanes that claimed one each at once.
+                let mut rescued_here = self.running.values().any(|r| r.rescued);
+                let mut candidate = None;
+                let mut extras = Vec::new();
                 for job in jobs {
-                    // At most one rescued job runs here at a time, so a poison pill that
-                    // kills this process cannot take other rescued jobs down with it
-                    // again and again until they too are failed as poison pills. The
-                    // claim skips rescued jobs while one runs; this catches a claim that
-                    // returned two, or two lanes that claimed one each at once.
-                    if job.rescues > 0 && self.running.values().any(|r| r.rescued) {
-                        self.lanes[i].account.finish();
-                        self.completer.do_send(Outcome(OutcomeRow {
-                            id: job.id,
-                            token,
-                            action: Action::Release,
-                        }));
-                        continue;
+                    if job.rescues == 0 {
+                        self.start_run(ctx, i, token, job);
+                    } else if rescued_here {
+                        extras.push(job);
+                    } else {
+                        rescued_here = true;
+                        candidate = Some(job);
                     }
-                    self.start_run(ctx, i, token, job);
+                }
+                if extras.is_empty() {
+                    if let Some(job) = candidate {
+                        self.start_run(ctx, i, token, job);
+                    }
+                } else {
+                    self.release_then_start(ctx, i, token, extras, candidate);
                 }
                 self.dispatch(ctx, i);
             }
@@ -256,6 +267,59 @@ impl JobSupervisor {
                 self.check_quiet();
             }
         }
+    }
+
+    /// Hands `extras` (rescued jobs this process must not run alongside another one)
+    /// back, and starts `candidate` only once the hand-back is written: if the candidate
+    /// is a poison pill and kills the process first, jobs still held here would be
+    /// rescued again and wrongly counted as crashing their worker.
+    fn release_then_start(
+        &mut self,
+        ctx: &mut Context<Self>,
+        i: usize,
+        token: i64,
+        extras: Vec<ClaimedJob>,
+        candidate: Option<ClaimedJob>,
+    ) {
+        let rows: Vec<OutcomeRow> = extras
+            .iter()
+            .map(|job| {
+                self.lanes[i].account.finish();
+                OutcomeRow {
+                    id: job.id,
+                    token,
+                    action: Action::Release,
+                }
+            })
+            .collect();
+        let store = self.store.clone();
+        self.deferred_starts += 1;
+        async move { (store.write_outcomes(&rows).await, rows) }
+            .into_actor(self)
+            .map(move |(written, rows), act, ctx| {
+                act.deferred_starts -= 1;
+                if written.is_err() {
+                    // Not written (database trouble): the completer retries them.
+                    act.completer.do_send(Outcomes(rows));
+                }
+                match candidate {
+                    Some(job) if written.is_ok() && act.shutdown.is_none() => {
+                        act.start_run(ctx, i, token, job);
+                    }
+                    Some(job) => {
+                        // Rather than risk it, hand the candidate back too.
+                        act.lanes[i].account.finish();
+                        act.completer.do_send(Outcome(OutcomeRow {
+                            id: job.id,
+                            token,
+                            action: Action::Release,
+                        }));
+                    }
+                    None => {}
+                }
+                act.check_quiet();
+            })
+            .spawn(ctx);
     }
 
     fn start_run(&mut self, ctx: &mut Context<Self>, i: usize, token: i64, job: ClaimedJob) {
@@ -498,8 +562,9 @@ impl JobSupervisor {
 
     /// During shutdown, wakes the waiters once nothing runs and no claim is in flight.
     fn check_quiet(&mut self) {
-        let quiet =
-            self.running.is_empty() && self.lanes.iter().all(|l| !l.account.claim_in_flight());
+        let quiet = self.running.is_empty()
+            && self.deferred_starts == 0
+            && self.lanes.iter().all(|l| !l.account.claim_in_flight());
         if let (true, Some(s)) = (quiet, self.shutdown.as_mut()) {
             for w in s.waiters.drain(..) {
                 let _ = w.send(());
