@@ -105,6 +105,34 @@ async fn failover_to_a_promoted_standby_and_refusal_of_a_standby() {
         .unwrap();
     assert_eq!(ghost.len(), 2, "the ghost holds two jobs");
     let ghost_ids: Vec<i64> = ghost.iter().map(|r| r.get(0)).collect();
+    // The claim commits without waiting for its WAL flush (by design: a lost claim only
+    // means a rerun), so make sure the standby has it before the primary dies, or the
+    // ghost's jobs would simply never have been claimed on the new primary.
+    let lsn: String = db
+        .client
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let replica = connect_retry(&standby.url(), Duration::from_secs(5)).await;
+    wait_for(
+        "the standby to replay the ghost's claim",
+        Duration::from_secs(10),
+        || {
+            let (c, lsn) = (&replica, lsn.clone());
+            async move {
+                c.query_one(
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                    &[&lsn],
+                )
+                .await
+                .map(|r| r.get::<_, bool>(0))
+                .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    drop(replica);
 
     let p = primary.clone();
     blocking(move || p.stop_server("immediate")).await;
