@@ -60,27 +60,19 @@ async fn failover_to_a_promoted_standby_and_refusal_of_a_standby() {
         primary.port(),
         standby.port()
     );
-    let id = worker_id("failover");
-    let tally = Tally::default();
-    let engine = fault_engine(&db, &id, &tally)
-        .lane(pglane::Lane::new("default").concurrency(4))
-        .listener_health_interval(Duration::from_millis(500))
-        .start()
-        .await
-        .unwrap();
-    wait_listening(&engine).await;
-    let feeder = Feeder::start(
-        &db.url,
-        &db.schema,
-        "work",
+    let UnderLoad {
+        id,
+        tally,
+        engine,
+        feeder,
+    } = under_load(
+        &db,
+        "failover",
         r#"{"sleep_ms": 300}"#,
         1,
         Duration::from_millis(30),
-    );
-    wait_for("a steady flow", Duration::from_secs(10), || {
-        let n = tally.runs().len();
-        async move { n >= 20 }
-    })
+        20,
+    )
     .await;
 
     // A worker that dies with the old primary: it holds two jobs (claimed with the

@@ -176,3 +176,44 @@ impl Feeder {
         (ids, errors)
     }
 }
+
+/// An in-process engine under a steady stream of `work` jobs: 4 slots, the listener
+/// checked every 500 ms, a [`Feeder`] enqueueing `batch` jobs with `args` every `every`.
+/// Returns once `min_runs` jobs have run, so the fault lands on a busy engine.
+pub struct UnderLoad {
+    pub id: String,
+    pub tally: Tally,
+    pub engine: pglane::Engine,
+    pub feeder: Feeder,
+}
+
+pub async fn under_load(
+    db: &crate::support::TestDb,
+    name: &str,
+    args: &str,
+    batch: i32,
+    every: Duration,
+    min_runs: usize,
+) -> UnderLoad {
+    let id = super::worker_id(name);
+    let tally = Tally::default();
+    let engine = super::fault_engine(db, &id, &tally)
+        .lane(pglane::Lane::new("default").concurrency(4))
+        .listener_health_interval(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    crate::support::wait_listening(&engine).await;
+    let feeder = Feeder::start(&db.url, &db.schema, "work", args, batch, every);
+    crate::support::wait_for("a steady flow", Duration::from_secs(10), || {
+        let n = tally.runs().len();
+        async move { n >= min_runs }
+    })
+    .await;
+    UnderLoad {
+        id,
+        tally,
+        engine,
+        feeder,
+    }
+}

@@ -35,27 +35,19 @@ async fn read_only_flip_charges_nothing_and_recycles_every_connection() {
         .batch_execute("SET default_transaction_read_only = off")
         .await
         .unwrap();
-    let id = worker_id("readonly");
-    let tally = Tally::default();
-    let engine = fault_engine(&db, &id, &tally)
-        .lane(pglane::Lane::new("default").concurrency(4))
-        .listener_health_interval(Duration::from_millis(500))
-        .start()
-        .await
-        .unwrap();
-    wait_listening(&engine).await;
-    let feeder = Feeder::start(
-        &db.url,
-        &db.schema,
-        "work",
+    let UnderLoad {
+        id,
+        tally,
+        engine,
+        feeder,
+    } = under_load(
+        &db,
+        "readonly",
         r#"{"sleep_ms": 20}"#,
         3,
         Duration::from_millis(20),
-    );
-    wait_for("a steady flow", Duration::from_secs(10), || {
-        let n = tally.runs().len();
-        async move { n >= 50 }
-    })
+        50,
+    )
     .await;
 
     let flip = server_now(&db.client).await;

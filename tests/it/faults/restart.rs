@@ -13,27 +13,19 @@ use crate::support::*;
 async fn engine_survives_restart_and_a_long_stop() {
     let pg = Arc::new(private_server(&[]).await);
     let db = TestDb::at(&pg.url()).await;
-    let id = worker_id("restart");
-    let tally = Tally::default();
-    let engine = fault_engine(&db, &id, &tally)
-        .lane(pglane::Lane::new("default").concurrency(4))
-        .listener_health_interval(Duration::from_millis(500))
-        .start()
-        .await
-        .unwrap();
-    wait_listening(&engine).await;
-    let feeder = Feeder::start(
-        &db.url,
-        &db.schema,
-        "work",
+    let UnderLoad {
+        id: _,
+        tally,
+        engine,
+        feeder,
+    } = under_load(
+        &db,
+        "restart",
         r#"{"sleep_ms": 20}"#,
         3,
         Duration::from_millis(20),
-    );
-    wait_for("a steady flow", Duration::from_secs(10), || {
-        let n = tally.runs().len();
-        async move { n >= 50 }
-    })
+        50,
+    )
     .await;
 
     // 1. A fast restart.
