@@ -49,6 +49,7 @@ mod backoff;
 /// API**: may change or disappear in any release.
 #[doc(hidden)]
 pub mod bench_api;
+mod builder;
 mod config;
 mod control;
 pub mod devdb;
@@ -65,9 +66,10 @@ pub mod validate;
 
 pub use actor::supervisor::JobSupervisor;
 pub use backoff::Backoff;
+pub use builder::EngineBuilder;
 pub use config::IntoPgConfig;
 pub use control::{Cancel, Pause, Resume, SetConcurrency, Shutdown, ShutdownReport, Stats};
-pub use engine::{Engine, EngineBuilder};
+pub use engine::Engine;
 pub use enqueue::{Enqueue, JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};
 pub use job::{Job, JobContext, JobError};

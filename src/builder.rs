@@ -1,0 +1,348 @@
+//! The engine builder: every setting with its default, validation, and start-up.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::actor::claimer::Claimer;
+use crate::actor::completer::Completer;
+use crate::actor::executor::HandlerRuntime;
+use crate::actor::supervisor::{JobSupervisor, SupervisorParts};
+use crate::backoff::Backoff;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::job::{DataMap, Job, Registration, Registry};
+use crate::lane::{validate_lanes, Lane};
+use crate::migrate::{channel_for, SCHEMA_VERSION};
+use crate::store::{ClaimRequest, Manager, Store};
+
+/// Configures and starts an [`Engine`]. Every setter names its default.
+pub struct EngineBuilder {
+    database: Result<tokio_postgres::Config>,
+    settings: Settings,
+    lanes: Vec<Lane>,
+    registry: Registry,
+    data: DataMap,
+}
+
+impl EngineBuilder {
+    pub(crate) fn new(database: Result<tokio_postgres::Config>) -> Self {
+        EngineBuilder {
+            database,
+            settings: Settings::default(),
+            lanes: Vec::new(),
+            registry: Registry::default(),
+            data: DataMap::default(),
+        }
+    }
+
+    /// Adds a lane. Defaults to one lane, `default`, taking every priority with 10 slots.
+    pub fn lane(mut self, lane: Lane) -> Self {
+        self.lanes.push(lane);
+        self
+    }
+
+    /// Registers a job type this engine runs. Only registered kinds are claimed.
+    pub fn register<J: Job>(mut self) -> Self {
+        self.registry.add(Registration::of::<J>());
+        self
+    }
+
+    /// A shared value handlers read with [`JobContext::data`](crate::JobContext::data)
+    /// (one per type). Defaults to none.
+    pub fn data<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.data.insert(value);
+        self
+    }
+
+    /// The schema holding the tables. Defaults to `pglane`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.settings.schema = schema.into();
+        self
+    }
+
+    /// The queue this engine claims from. Defaults to `default`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.settings.queue = queue.into();
+        self
+    }
+
+    /// Connections in the pool handed to handlers. Defaults to 10. The engine keeps a
+    /// separate small pool for its own statements, so handlers cannot starve claims.
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.settings.pool_size = n;
+        self
+    }
+
+    /// How long a claim holds a job before another worker may rescue it. Leases of
+    /// running jobs are renewed every third of this. Defaults to 30 s.
+    pub fn lease(mut self, d: Duration) -> Self {
+        self.settings.lease = d;
+        self
+    }
+
+    /// How long a run may take when neither the job nor its kind says. Defaults to 5 min.
+    pub fn job_timeout(mut self, d: Duration) -> Self {
+        self.settings.job_timeout = d;
+        self
+    }
+
+    /// How often each lane polls while NOTIFY works (jittered ±10%). Defaults to 1 s.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.settings.poll_interval = d;
+        self
+    }
+
+    /// How often each lane polls while the listener is down. Defaults to 250 ms.
+    pub fn poll_interval_without_listener(mut self, d: Duration) -> Self {
+        self.settings.poll_interval_without_listener = d;
+        self
+    }
+
+    /// Timeout of every database call. Defaults to 10 s; must be shorter than the lease.
+    pub fn call_timeout(mut self, d: Duration) -> Self {
+        self.settings.call_timeout = d;
+        self
+    }
+
+    /// Timeout for opening a connection. Defaults to 5 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.settings.connect_timeout = d;
+        self
+    }
+
+    /// How long shutdown waits for running jobs. Defaults to 30 s.
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.settings.shutdown_grace = d;
+        self
+    }
+
+    /// Retry backoff after failed attempts. Defaults to [`Backoff::RETRY`]
+    /// (1 s doubling to 1 h, ±25%).
+    pub fn retry_backoff(mut self, b: Backoff) -> Self {
+        self.settings.retry_backoff = b;
+        self
+    }
+
+    /// Backoff between reconnect attempts and database probes while the database is
+    /// unavailable (one probe per interval for the whole engine). Defaults to 100 ms
+    /// doubling to 2 s, ±30%: with the default, an engine is back within about 2 s of the
+    /// database accepting writes again, at the cost of one connection attempt per 2 s
+    /// per engine during an outage.
+    pub fn reconnect_backoff(mut self, b: Backoff) -> Self {
+        self.settings.reconnect_backoff = b;
+        self
+    }
+
+    /// How often maintenance (rescue, prune) runs. Defaults to 5 s.
+    pub fn maintenance_interval(mut self, d: Duration) -> Self {
+        self.settings.maintenance_interval = d;
+        self
+    }
+
+    /// Rescues after which a job is failed as a poison pill. Defaults to 5.
+    pub fn max_rescues(mut self, n: i32) -> Self {
+        self.settings.max_rescues = n;
+        self
+    }
+
+    /// How long completed jobs stay in `jobs_finished`. Defaults to 24 h.
+    pub fn completed_retention(mut self, d: Duration) -> Self {
+        self.settings.completed_retention = d;
+        self
+    }
+
+    /// How long failed and cancelled jobs stay in `jobs_finished`. Defaults to 7 days.
+    pub fn failed_retention(mut self, d: Duration) -> Self {
+        self.settings.failed_retention = d;
+        self
+    }
+
+    /// How often the listener's connection is health-checked. Defaults to 5 s.
+    pub fn listener_health_interval(mut self, d: Duration) -> Self {
+        self.settings.listener_health_interval = d;
+        self
+    }
+
+    /// Threads running handlers. Defaults to the number of CPUs (at least 2).
+    pub fn handler_threads(mut self, n: usize) -> Self {
+        self.settings.handler_threads = n;
+        self
+    }
+
+    /// This process's name in `worker_id` and `application_name`. Defaults to
+    /// `pglane:<host>:<pid>`.
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.settings.worker_id = Some(id.into());
+        self
+    }
+
+    /// Accept lanes that leave some priorities uncovered. Defaults to off: a gap is
+    /// usually a typo, and jobs in it would run only when a less urgent lane borrows them.
+    pub fn allow_priority_gaps(mut self) -> Self {
+        self.settings.allow_priority_gaps = true;
+        self
+    }
+
+    /// Validates the configuration, checks the schema is migrated, and starts the actors
+    /// in the current actix system. Never migrates by itself.
+    pub async fn start(self) -> Result<Engine> {
+        let mut pg = self.database?;
+        let settings = self.settings;
+        settings.validate()?;
+        let lanes = if self.lanes.is_empty() {
+            vec![Lane::new("default")]
+        } else {
+            self.lanes
+        };
+        validate_lanes(&lanes, settings.allow_priority_gaps)?;
+        if self.registry.is_empty() {
+            return Err(Error::InvalidConfig(
+                "no job types registered: call `register::<YourJob>()`".into(),
+            ));
+        }
+        for r in self.registry.iter() {
+            crate::validate::kind(r.kind)?;
+        }
+        let channel = channel_for(&settings.schema)?;
+        let worker_id = settings.worker_id.clone().unwrap_or_else(default_worker_id);
+        pg.connect_timeout(settings.connect_timeout);
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(30));
+        // Never work against a read-only server (a demoted primary, a standby): with a
+        // multi-host string this also picks the writable host on every reconnect.
+        pg.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        // Connections are tagged by role so operators (and fault tests) can tell them
+        // apart in pg_stat_activity.
+        let base_name = pg
+            .get_application_name()
+            .map(str::to_string)
+            .unwrap_or_else(|| "pglane".into());
+        let tagged = |role: &str| {
+            let mut c = pg.clone();
+            let name = format!("{base_name} {role} {worker_id}");
+            c.application_name(name.chars().take(63).collect::<String>());
+            c
+        };
+        let mut engine_pg = tagged("engine");
+        // The server enforces the call timeout too, so an abandoned statement does not
+        // keep running after the client gave up on it.
+        let ms = settings.call_timeout.as_millis();
+        let options = format!(
+            "{} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={}",
+            engine_pg.get_options().unwrap_or(""),
+            ms * 2
+        );
+        engine_pg.options(options.trim());
+        let app_pg = tagged("app");
+        let listener_pg = tagged("listener");
+
+        let generation = Arc::new(AtomicU64::new(0));
+        let engine_manager = Manager::new(engine_pg, generation.clone());
+        // The engine pool makes one connection attempt per call: while the database is
+        // unavailable the store's breaker paces the retries (one probe per interval), so
+        // bb8's own retry loop would only multiply connection attempts on the server.
+        let engine_pool = pool_builder(lanes.len() as u32 + 3, &settings)
+            .retry_connection(false)
+            .build_unchecked(engine_manager.clone());
+        // Handlers' pool keeps bb8's retries: a handler waiting for a connection gets
+        // one as soon as the database is back.
+        let app_pool = pool_builder(settings.pool_size, &settings)
+            .build_unchecked(Manager::new(app_pg, generation));
+        let store = Store::new(
+            engine_pool,
+            &engine_manager,
+            Some(app_pool.clone()),
+            &settings.schema,
+            &channel,
+            settings.call_timeout,
+            settings.reconnect_backoff,
+        );
+
+        // A database that is down or read-only at start does not stop the engine: it
+        // starts, polls, and verifies the schema once the database is back, like after
+        // any outage. A database that answers with the wrong schema version is a
+        // deployment error and fails now.
+        let schema_verified = match store.schema_version().await {
+            Ok(SCHEMA_VERSION) => true,
+            Ok(found) => {
+                return Err(Error::NotMigrated {
+                    schema: settings.schema.clone(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                })
+            }
+            Err(e) if e.is_topology_change() => {
+                tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");
+                false
+            }
+            Err(e) => return Err(e),
+        };
+
+        let handlers = HandlerRuntime::new(settings.handler_threads)
+            .map_err(|e| Error::InvalidConfig(format!("could not start handler threads: {e}")))?;
+        let settings = Arc::new(settings);
+        let kinds = self.registry.kinds();
+        let claimers = lanes
+            .iter()
+            .map(|lane| {
+                let template = ClaimRequest {
+                    floor: lane.claim_floor(),
+                    ceiling: lane.hi,
+                    queue: settings.queue.clone(),
+                    kinds: kinds.clone(),
+                    limit: 0,
+                    token: 0,
+                    lease_ms: settings.lease.as_secs_f64() * 1000.0,
+                    worker_id: worker_id.clone(),
+                };
+                (lane.clone(), Claimer::new(store.clone(), template).start())
+            })
+            .collect();
+        let completer = Completer::new(store.clone(), settings.reconnect_backoff).start();
+        let supervisor = JobSupervisor::new(SupervisorParts {
+            settings: settings.clone(),
+            store: store.clone(),
+            app_pool: app_pool.clone(),
+            registry: Arc::new(self.registry),
+            data: Arc::new(self.data),
+            lanes: claimers,
+            completer,
+            handlers: handlers.clone(),
+            listener_config: listener_pg,
+            schema_verified,
+        })
+        .start();
+        Ok(Engine {
+            supervisor,
+            store,
+            app_pool,
+            _handlers: handlers,
+        })
+    }
+}
+
+fn pool_builder(size: u32, s: &Settings) -> bb8::Builder<Manager> {
+    bb8::Pool::builder()
+        .max_size(size)
+        .connection_timeout(s.connect_timeout)
+        // Checked-out connections are not pinged: errors and the generation counter
+        // retire bad ones, and a ping per checkout would double the round trips.
+        .test_on_check_out(false)
+}
+
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
