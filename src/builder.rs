@@ -180,6 +180,17 @@ impl EngineBuilder {
         self
     }
 
+    /// Whether an enqueue through this engine skips its NOTIFY when the lane that owns the
+    /// job's priority here is known to be working through a backlog (its last claim came
+    /// back full and it has no free slot): it will claim again the moment a slot frees,
+    /// and NOTIFY takes a cluster-wide lock at commit. Other processes' idle lanes then
+    /// find such jobs at their next poll. Defaults to `true`; transactional enqueue and
+    /// the SQL function always notify.
+    pub fn skip_notify_when_backlogged(mut self, yes: bool) -> Self {
+        self.settings.skip_notify_when_backlogged = yes;
+        self
+    }
+
     /// Accept lanes that leave some priorities uncovered. Defaults to off: a gap is
     /// usually a typo, and jobs in it would run only when a less urgent lane borrows them.
     pub fn allow_priority_gaps(mut self) -> Self {
@@ -303,7 +314,9 @@ impl EngineBuilder {
             })
             .collect();
         let completer = Completer::new(store.clone(), settings.reconnect_backoff).start();
+        let backlog = Arc::new(crate::lane::Backlog::new(&lanes));
         let supervisor = JobSupervisor::new(SupervisorParts {
+            backlog: backlog.clone(),
             settings: settings.clone(),
             store: store.clone(),
             app_pool: app_pool.clone(),
@@ -320,6 +333,8 @@ impl EngineBuilder {
             supervisor,
             store,
             app_pool,
+            backlog,
+            skip_notify: settings.skip_notify_when_backlogged,
             _handlers: handlers,
         })
     }

@@ -62,6 +62,7 @@ pub(crate) struct Settings {
     pub(crate) handler_threads: usize,
     pub(crate) worker_id: Option<String>,
     pub(crate) allow_priority_gaps: bool,
+    pub(crate) skip_notify_when_backlogged: bool,
 }
 
 impl Default for Settings {
@@ -94,6 +95,7 @@ impl Default for Settings {
                 .max(2),
             worker_id: None,
             allow_priority_gaps: false,
+            skip_notify_when_backlogged: true,
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Engine {
     pub(crate) supervisor: Addr<JobSupervisor>,
     pub(crate) store: Store,
     pub(crate) app_pool: Pool,
+    pub(crate) backlog: Arc<crate::lane::Backlog>,
+    pub(crate) skip_notify: bool,
     // Keeps the handler threads alive as long as a handle exists.
     pub(crate) _handlers: Arc<HandlerRuntime>,
 }
@@ -53,7 +55,10 @@ impl Engine {
     /// Same as sending [`Enqueue`] to the supervisor.
     pub async fn enqueue<J: Job>(&self, job: Enqueue<J>) -> Result<i64> {
         let new = job.validate()?;
-        let id = self.store.enqueue_one(&new).await?;
+        let id = self
+            .store
+            .enqueue_one(&new, self.needs_notify(new.priority))
+            .await?;
         if new.run_at.is_none() && new.delay_s.is_none() {
             self.supervisor.do_send(JobsAvailable {
                 priority: Some(new.priority),
@@ -73,7 +78,8 @@ impl Engine {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = self.store.enqueue(&new).await?;
+        let notify = wake_hint(&new).is_some_and(|p| self.needs_notify(p));
+        let ids = self.store.enqueue(&new, notify).await?;
         if let Some(p) = wake_hint(&new) {
             self.supervisor.do_send(JobsAvailable { priority: Some(p) });
         }
@@ -110,7 +116,8 @@ impl Engine {
             return Ok(0);
         }
         let hint = wake_hint(&new);
-        let inserted = self.store.copy_jobs(&new, hint).await?;
+        let notify_hint = hint.filter(|p| self.needs_notify(*p));
+        let inserted = self.store.copy_jobs(&new, notify_hint).await?;
         if let Some(p) = hint {
             self.supervisor.do_send(JobsAvailable { priority: Some(p) });
         }
@@ -192,5 +199,11 @@ impl Engine {
             .send(Shutdown { grace: Some(grace) })
             .await
             .map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Whether an enqueue of priority `p` should NOTIFY (see
+    /// [`EngineBuilder::skip_notify_when_backlogged`]).
+    fn needs_notify(&self, p: i16) -> bool {
+        !self.skip_notify || self.backlog.needs_notify(p)
     }
 }

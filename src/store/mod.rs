@@ -311,10 +311,10 @@ impl Store {
 
     /// Inserts validated jobs in one statement (with one NOTIFY); returns the ids of the
     /// jobs inserted, in input order. Jobs whose unique key is already live are skipped.
-    pub(crate) async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
+    pub(crate) async fn enqueue(&self, jobs: &[NewJob], notify: bool) -> Result<Vec<i64>> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let params = rows::EnqueueParams::new(jobs);
+            let params = rows::EnqueueParams::new(jobs, notify);
             let rows = conn
                 .query_prepared(Stmt::Enqueue, &self.inner.sql.enqueue, &params.as_params())
                 .await?;
@@ -324,9 +324,9 @@ impl Store {
     }
 
     /// Inserts one job; returns its id, or the id of the live job holding its unique key.
-    pub(crate) async fn enqueue_one(&self, job: &NewJob) -> Result<i64> {
+    pub(crate) async fn enqueue_one(&self, job: &NewJob, notify: bool) -> Result<i64> {
         if job.unique_key.is_none() {
-            let ids = self.enqueue(std::slice::from_ref(job)).await?;
+            let ids = self.enqueue(std::slice::from_ref(job), notify).await?;
             return ids
                 .first()
                 .copied()
@@ -334,7 +334,7 @@ impl Store {
         }
         self.timed(async {
             let conn = self.conn().await?;
-            self.insert_or_find(&**conn, job).await
+            self.insert_or_find(&**conn, job, notify).await
         })
         .await
     }
@@ -346,13 +346,19 @@ impl Store {
         client: &C,
         job: &NewJob,
     ) -> Result<i64> {
-        self.timed(self.insert_or_find(client, job)).await
+        // The caller's transaction may be a long one in another process: always wake.
+        self.timed(self.insert_or_find(client, job, true)).await
     }
 
     /// Inserts `job`, or finds the live job holding its unique key. The holder can finish
     /// between the conflict and the lookup; then the insert is simply tried again.
-    async fn insert_or_find<C: GenericClient>(&self, client: &C, job: &NewJob) -> Result<i64> {
-        let params = rows::EnqueueParams::new(std::slice::from_ref(job));
+    async fn insert_or_find<C: GenericClient>(
+        &self,
+        client: &C,
+        job: &NewJob,
+        notify: bool,
+    ) -> Result<i64> {
+        let params = rows::EnqueueParams::new(std::slice::from_ref(job), notify);
         for _ in 0..5 {
             let rows = client
                 .query(&self.inner.sql.enqueue, &params.as_params())

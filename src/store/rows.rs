@@ -154,11 +154,13 @@ pub(crate) struct EnqueueParams<'a> {
     delay_s: Vec<Option<f64>>,
     timeouts: Vec<Option<i32>>,
     unique_keys: Vec<Option<&'a str>>,
+    notify: bool,
 }
 
 impl<'a> EnqueueParams<'a> {
-    pub(crate) fn new(jobs: &'a [NewJob]) -> Self {
+    pub(crate) fn new(jobs: &'a [NewJob], notify: bool) -> Self {
         EnqueueParams {
+            notify,
             kinds: jobs.iter().map(|j| j.kind.as_str()).collect(),
             queues: jobs.iter().map(|j| j.queue.as_str()).collect(),
             priorities: jobs.iter().map(|j| j.priority).collect(),
@@ -171,7 +173,7 @@ impl<'a> EnqueueParams<'a> {
         }
     }
 
-    pub(crate) fn as_params(&self) -> [Param<'_>; 9] {
+    pub(crate) fn as_params(&self) -> [Param<'_>; 10] {
         [
             &self.kinds,
             &self.queues,
@@ -182,6 +184,7 @@ impl<'a> EnqueueParams<'a> {
             &self.delay_s,
             &self.timeouts,
             &self.unique_keys,
+            &self.notify,
         ]
     }
 }

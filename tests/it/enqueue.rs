@@ -313,3 +313,70 @@ async fn engines_claim_only_their_own_queue() {
     mail.shutdown().await.unwrap();
     db.cleanup().await;
 }
+
+#[actix_rt::test]
+async fn enqueue_into_a_backlogged_lane_skips_its_notify() {
+    let db = TestDb::new().await;
+    let mut events = Events::new();
+    let engine = db
+        .engine()
+        .lane(Lane::new("default").concurrency(1))
+        .register::<Probe>()
+        .data(events.sender())
+        .start()
+        .await
+        .unwrap();
+    let slow = || Enqueue::new(Probe::behave("slow", Behave::SleepMs(1500)));
+    engine.enqueue_many([slow(), slow(), slow()]).await.unwrap();
+    events.next(Duration::from_secs(5)).await;
+
+    // A LISTEN session of our own, like another process's listener.
+    let (client, mut conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+    actix_rt::spawn(async move {
+        use futures_util::StreamExt;
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                if !n.payload().starts_with("pglane-ping:") {
+                    let _ = tx.send(n.payload().to_string());
+                }
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN \"{}_jobs\"", db.schema))
+        .await
+        .unwrap();
+
+    // The lane's claim came back full and its one slot is busy: it will claim again as
+    // soon as the slot frees, so the enqueue sends no NOTIFY.
+    engine.enqueue(slow()).await.unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(400), heard.recv()).await;
+    assert!(
+        quiet.is_err(),
+        "no NOTIFY into a backlogged lane, got {quiet:?}"
+    );
+
+    // Paused, the lane will not claim: enqueues must wake other processes again.
+    engine.pause("default").await.unwrap();
+    engine
+        .enqueue(Enqueue::new(Probe::new("urgent")).priority(0))
+        .await
+        .unwrap();
+    let payload = tokio::time::timeout(Duration::from_secs(3), heard.recv()).await;
+    assert_eq!(
+        payload.ok().flatten().as_deref(),
+        Some("0"),
+        "a NOTIFY with the priority hint"
+    );
+
+    engine
+        .shutdown_within(Duration::from_millis(100))
+        .await
+        .unwrap();
+    drop(client);
+    db.cleanup().await;
+}

@@ -20,10 +20,15 @@ impl<J: Job> Handler<Enqueue<J>> for JobSupervisor {
     fn handle(&mut self, msg: Enqueue<J>, _: &mut Context<Self>) -> Self::Result {
         let store = self.store.clone();
         let validated = msg.validate();
+        let (backlog, skip) = (
+            self.backlog.clone(),
+            self.settings.skip_notify_when_backlogged,
+        );
         Box::pin(
             async move {
                 let job = validated?;
-                let id = store.enqueue_one(&job).await?;
+                let notify = !skip || backlog.needs_notify(job.priority);
+                let id = store.enqueue_one(&job, notify).await?;
                 Ok((
                     id,
                     job.priority,
@@ -51,6 +56,8 @@ impl Handler<Pause> for JobSupervisor {
             return Box::pin(std::future::ready(Err(Error::UnknownLane(msg.0))));
         };
         self.lanes[i].account.pause();
+        // A paused lane will not claim: enqueues for it must wake other processes.
+        self.backlog.set(i, false);
         // Answer only once a claim already in flight has returned (its jobs are handed
         // back, see `claimed`): from then on, no job enqueued can be taken by this lane.
         let in_flight = self.claim_returned(i);
@@ -181,6 +188,9 @@ impl Handler<Shutdown> for JobSupervisor {
             );
             for lane in &mut self.lanes {
                 lane.account.drain();
+            }
+            for i in 0..self.lanes.len() {
+                self.backlog.set(i, false);
             }
             stop_helpers(self);
             self.shutdown = Some(ShutdownState {

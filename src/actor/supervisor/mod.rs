@@ -44,6 +44,8 @@ pub struct JobSupervisor {
     kinds: Arc<Vec<String>>,
     data: Arc<DataMap>,
     lanes: Vec<LaneSlot>,
+    /// Which lanes are known to be backlogged (shared with engine handles).
+    backlog: Arc<crate::lane::Backlog>,
     /// The lanes' configured ranges, for borrowing decisions.
     lane_config: Vec<Lane>,
     running: HashMap<RunKey, Running>,
@@ -107,12 +109,14 @@ pub(crate) struct SupervisorParts {
     pub(crate) handlers: Arc<HandlerRuntime>,
     pub(crate) listener_config: tokio_postgres::Config,
     pub(crate) schema_verified: bool,
+    pub(crate) backlog: Arc<crate::lane::Backlog>,
 }
 
 impl JobSupervisor {
     pub(crate) fn new(p: SupervisorParts) -> Self {
         let kinds = Arc::new(p.registry.kinds());
         JobSupervisor {
+            backlog: p.backlog,
             lane_config: p.lanes.iter().map(|(lane, _)| lane.clone()).collect(),
             lanes: p
                 .lanes
@@ -216,6 +220,10 @@ impl JobSupervisor {
         }
         match result {
             Ok(jobs) => {
+                // Full and out of slots: it claims again as soon as one frees, so an
+                // enqueue for this lane need not NOTIFY (see `Backlog`).
+                let full = jobs.len() as u32 == asked && asked > 0;
+                self.backlog.set(i, full && !self.lanes[i].account.paused());
                 self.lanes[i].account.end_claim(asked, jobs.len() as u32);
                 if self.shutdown.is_some() || self.lanes[i].account.paused() {
                     // The claim was in flight when shutdown began or the lane was paused:
@@ -260,6 +268,7 @@ impl JobSupervisor {
                 self.dispatch(ctx, i);
             }
             Err(e) => {
+                self.backlog.set(i, false);
                 self.lanes[i].account.fail_claim();
                 if let Some(suppressed) = self.claim_log.allow() {
                     tracing::warn!(lane = %self.lanes[i].name, error = %e, suppressed,

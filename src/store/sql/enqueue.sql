@@ -1,5 +1,6 @@
--- Inserts a batch of validated jobs in one statement and, when any of them is due now,
--- sends one NOTIFY carrying the most urgent priority (the workers' hint). Scheduled jobs
+-- Inserts a batch of validated jobs in one statement and, when any of them is due now
+-- and $10 asks for it, sends one NOTIFY carrying the most urgent priority (the workers'
+-- hint; skipped when the enqueuing engine knows the owning lane has a backlog). Scheduled jobs
 -- are found by the poll. Jobs whose unique key is taken by a live job are skipped.
 WITH ins AS (
     INSERT INTO /* TEMPLATE: schema */jobs
@@ -17,5 +18,5 @@ summary AS (
     FROM ins
 )
 SELECT ids,
-       CASE WHEN hint IS NOT NULL THEN pg_notify('{{channel}}', hint::text) END AS notified
+       CASE WHEN hint IS NOT NULL AND $10::bool THEN pg_notify('{{channel}}', hint::text) END AS notified
 FROM summary
