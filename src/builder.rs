@@ -314,7 +314,7 @@ impl EngineBuilder {
             })
             .collect();
         let completer = Completer::new(store.clone(), settings.reconnect_backoff).start();
-        let backlog = Arc::new(crate::lane::Backlog::new(&lanes));
+        let backlog = Arc::new(crate::lane::Backlog::new(&lanes, &settings.queue));
         let supervisor = JobSupervisor::new(SupervisorParts {
             backlog: backlog.clone(),
             settings: settings.clone(),

@@ -57,7 +57,7 @@ impl Engine {
         let new = job.validate()?;
         let id = self
             .store
-            .enqueue_one(&new, self.needs_notify(new.priority))
+            .enqueue_one(&new, self.needs_notify(std::slice::from_ref(&new)))
             .await?;
         if new.run_at.is_none() && new.delay_s.is_none() {
             self.supervisor.do_send(JobsAvailable {
@@ -78,7 +78,7 @@ impl Engine {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        let notify = wake_hint(&new).is_some_and(|p| self.needs_notify(p));
+        let notify = self.needs_notify(&new);
         let ids = self.store.enqueue(&new, notify).await?;
         if let Some(p) = wake_hint(&new) {
             self.supervisor.do_send(JobsAvailable { priority: Some(p) });
@@ -116,7 +116,7 @@ impl Engine {
             return Ok(0);
         }
         let hint = wake_hint(&new);
-        let notify_hint = hint.filter(|p| self.needs_notify(*p));
+        let notify_hint = hint.filter(|_| self.needs_notify(&new));
         let inserted = self.store.copy_jobs(&new, notify_hint).await?;
         if let Some(p) = hint {
             self.supervisor.do_send(JobsAvailable { priority: Some(p) });
@@ -203,7 +203,7 @@ impl Engine {
 
     /// Whether an enqueue of priority `p` should NOTIFY (see
     /// [`EngineBuilder::skip_notify_when_backlogged`]).
-    fn needs_notify(&self, p: i16) -> bool {
-        !self.skip_notify || self.backlog.needs_notify(p)
+    fn needs_notify(&self, jobs: &[crate::enqueue::NewJob]) -> bool {
+        !self.skip_notify || self.backlog.needs_notify_for(jobs)
     }
 }

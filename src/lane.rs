@@ -149,13 +149,16 @@ pub(crate) fn borrow_floor(lanes: &[Lane], busy: &[bool], i: usize) -> i16 {
 /// commit and costs ~20% of a single-job enqueue transaction.
 #[derive(Debug)]
 pub(crate) struct Backlog {
+    /// The queue this engine claims from: its lanes say nothing about other queues.
+    queue: String,
     ranges: Vec<(i16, i16)>,
     flags: Vec<std::sync::atomic::AtomicBool>,
 }
 
 impl Backlog {
-    pub(crate) fn new(lanes: &[Lane]) -> Self {
+    pub(crate) fn new(lanes: &[Lane], queue: &str) -> Self {
         Backlog {
+            queue: queue.to_string(),
             ranges: lanes.iter().map(|l| (l.lo, l.hi)).collect(),
             flags: lanes
                 .iter()
@@ -168,8 +171,16 @@ impl Backlog {
         self.flags[lane].store(backlogged, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Whether workers need a NOTIFY for a job of priority `p`: not when the lane that
-    /// owns `p` here is already working through a backlog.
+    /// Whether workers need a NOTIFY for these jobs: yes unless every job due now is of
+    /// this engine's queue and owned by a lane here that is working through a backlog.
+    pub(crate) fn needs_notify_for(&self, jobs: &[crate::enqueue::NewJob]) -> bool {
+        jobs.iter()
+            .filter(|j| j.run_at.is_none() && j.delay_s.is_none())
+            .any(|j| j.queue != self.queue || self.needs_notify(j.priority))
+    }
+
+    /// Whether workers need a NOTIFY for a job of priority `p` in this engine's queue:
+    /// not when the lane that owns `p` here is already working through a backlog.
     pub(crate) fn needs_notify(&self, p: i16) -> bool {
         match self.ranges.iter().position(|(lo, hi)| p >= *lo && p <= *hi) {
             Some(i) => !self.flags[i].load(std::sync::atomic::Ordering::Relaxed),
@@ -433,18 +444,43 @@ mod tests {
             Lane::new("u").priorities(0..=9),
             Lane::new("b").priorities(10..),
         ];
-        let b = Backlog::new(&lanes);
+        let b = Backlog::new(&lanes, "default");
         assert!(b.needs_notify(0) && b.needs_notify(500));
         b.set(1, true);
         assert!(b.needs_notify(5), "the urgent lane is idle: wake it");
         assert!(!b.needs_notify(500), "the bulk lane claims again anyway");
         b.set(1, false);
         assert!(b.needs_notify(500));
-        let gap = Backlog::new(&[Lane::new("b").priorities(10..)]);
+        let gap = Backlog::new(&[Lane::new("b").priorities(10..)], "default");
         gap.set(0, true);
         assert!(
             gap.needs_notify(3),
             "no lane owns it here: other processes might"
+        );
+        let job = |queue: &str, priority: i16| crate::enqueue::NewJob {
+            kind: "k".into(),
+            queue: queue.into(),
+            priority,
+            args: "{}".into(),
+            max_attempts: 1,
+            run_at: None,
+            delay_s: None,
+            timeout_ms: None,
+            unique_key: None,
+        };
+        assert!(!gap.needs_notify_for(&[job("default", 50)]));
+        assert!(
+            gap.needs_notify_for(&[job("mail", 50)]),
+            "another queue's workers"
+        );
+        assert!(gap.needs_notify_for(&[job("default", 50), job("default", 3)]));
+        let later = crate::enqueue::NewJob {
+            delay_s: Some(5.0),
+            ..job("mail", 1)
+        };
+        assert!(
+            !gap.needs_notify_for(&[later]),
+            "scheduled jobs never notify"
         );
     }
 

@@ -27,7 +27,7 @@ impl<J: Job> Handler<Enqueue<J>> for JobSupervisor {
         Box::pin(
             async move {
                 let job = validated?;
-                let notify = !skip || backlog.needs_notify(job.priority);
+                let notify = !skip || backlog.needs_notify_for(std::slice::from_ref(&job));
                 let id = store.enqueue_one(&job, notify).await?;
                 Ok((
                     id,

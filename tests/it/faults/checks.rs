@@ -112,7 +112,15 @@ pub async fn audit(
             "job {id} was charged an attempt (rescues {rescues}): {errors}"
         );
         let ran = executions.get(id).copied().unwrap_or(0);
-        assert!(ran >= 1, "job {id} completed without running");
+        assert!(
+            ran >= 1,
+            "job {id} completed without running here (rescues {rescues}): {errors}; ran here: {:?}",
+            {
+                let mut ids: Vec<_> = executions.keys().copied().collect();
+                ids.sort_unstable();
+                ids
+            }
+        );
         if ran > 1 {
             assert!(*rescues > 0, "job {id} ran {ran} times without a rescue");
             out.reruns += 1;
