@@ -314,7 +314,11 @@ impl EngineBuilder {
             })
             .collect();
         let completer = Completer::new(store.clone(), settings.reconnect_backoff).start();
-        let backlog = Arc::new(crate::lane::Backlog::new(&lanes, &settings.queue));
+        let backlog = Arc::new(crate::lane::Backlog::new(
+            &lanes,
+            &settings.queue,
+            settings.skip_notify_when_backlogged,
+        ));
         let supervisor = JobSupervisor::new(SupervisorParts {
             backlog: backlog.clone(),
             settings: settings.clone(),
@@ -334,7 +338,6 @@ impl EngineBuilder {
             store,
             app_pool,
             backlog,
-            skip_notify: settings.skip_notify_when_backlogged,
             _handlers: handlers,
         })
     }

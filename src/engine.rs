@@ -24,7 +24,6 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) app_pool: Pool,
     pub(crate) backlog: Arc<crate::lane::Backlog>,
-    pub(crate) skip_notify: bool,
     // Keeps the handler threads alive as long as a handle exists.
     pub(crate) _handlers: Arc<HandlerRuntime>,
 }
@@ -57,7 +56,10 @@ impl Engine {
         let new = job.validate()?;
         let id = self
             .store
-            .enqueue_one(&new, self.needs_notify(std::slice::from_ref(&new)))
+            .enqueue_one(
+                &new,
+                self.backlog.needs_notify_for(std::slice::from_ref(&new)),
+            )
             .await?;
         if new.run_at.is_none() && new.delay_s.is_none() {
             self.supervisor.do_send(JobsAvailable {
@@ -78,7 +80,7 @@ impl Engine {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        let notify = self.needs_notify(&new);
+        let notify = self.backlog.needs_notify_for(&new);
         let ids = self.store.enqueue(&new, notify).await?;
         if let Some(p) = wake_hint(&new) {
             self.supervisor.do_send(JobsAvailable { priority: Some(p) });
@@ -116,7 +118,7 @@ impl Engine {
             return Ok(0);
         }
         let hint = wake_hint(&new);
-        let notify_hint = hint.filter(|_| self.needs_notify(&new));
+        let notify_hint = hint.filter(|_| self.backlog.needs_notify_for(&new));
         let inserted = self.store.copy_jobs(&new, notify_hint).await?;
         if let Some(p) = hint {
             self.supervisor.do_send(JobsAvailable { priority: Some(p) });
@@ -199,11 +201,5 @@ impl Engine {
             .send(Shutdown { grace: Some(grace) })
             .await
             .map_err(|_| Error::ShuttingDown)?
-    }
-
-    /// Whether an enqueue of priority `p` should NOTIFY (see
-    /// [`EngineBuilder::skip_notify_when_backlogged`]).
-    fn needs_notify(&self, jobs: &[crate::enqueue::NewJob]) -> bool {
-        !self.skip_notify || self.backlog.needs_notify_for(jobs)
     }
 }

@@ -118,7 +118,7 @@ impl Lane {
 /// paused (`busy`), and from priorities no lane covers. While a more urgent lane has free
 /// slots its jobs are left to it, so an urgent job is never swept into a large, slow
 /// claim of a bulk lane when its own lane could start it at once.
-pub(crate) fn borrow_floor(lanes: &[Lane], busy: &[bool], i: usize) -> i16 {
+pub(crate) fn borrow_floor(lanes: &[Lane], busy: impl Fn(usize) -> bool, i: usize) -> i16 {
     let lane = &lanes[i];
     if !lane.work_conserving {
         return lane.lo;
@@ -126,7 +126,7 @@ pub(crate) fn borrow_floor(lanes: &[Lane], busy: &[bool], i: usize) -> i16 {
     let mut floor = lane.lo;
     while floor > 0 {
         match lanes.iter().position(|l| l.hi == floor - 1) {
-            Some(j) if busy[j] => floor = lanes[j].lo,
+            Some(j) if busy(j) => floor = lanes[j].lo,
             Some(_) => break,
             // A gap below: nobody owns it, so take it, down to the next lane's range.
             None => {
@@ -149,6 +149,8 @@ pub(crate) fn borrow_floor(lanes: &[Lane], busy: &[bool], i: usize) -> i16 {
 /// commit and costs ~20% of a single-job enqueue transaction.
 #[derive(Debug)]
 pub(crate) struct Backlog {
+    /// `skip_notify_when_backlogged`: when off, every enqueue notifies.
+    enabled: bool,
     /// The queue this engine claims from: its lanes say nothing about other queues.
     queue: String,
     ranges: Vec<(i16, i16)>,
@@ -156,8 +158,9 @@ pub(crate) struct Backlog {
 }
 
 impl Backlog {
-    pub(crate) fn new(lanes: &[Lane], queue: &str) -> Self {
+    pub(crate) fn new(lanes: &[Lane], queue: &str, enabled: bool) -> Self {
         Backlog {
+            enabled,
             queue: queue.to_string(),
             ranges: lanes.iter().map(|l| (l.lo, l.hi)).collect(),
             flags: lanes
@@ -174,9 +177,11 @@ impl Backlog {
     /// Whether workers need a NOTIFY for these jobs: yes unless every job due now is of
     /// this engine's queue and owned by a lane here that is working through a backlog.
     pub(crate) fn needs_notify_for(&self, jobs: &[crate::enqueue::NewJob]) -> bool {
-        jobs.iter()
-            .filter(|j| j.run_at.is_none() && j.delay_s.is_none())
-            .any(|j| j.queue != self.queue || self.needs_notify(j.priority))
+        !self.enabled
+            || jobs
+                .iter()
+                .filter(|j| j.run_at.is_none() && j.delay_s.is_none())
+                .any(|j| j.queue != self.queue || self.needs_notify(j.priority))
     }
 
     /// Whether workers need a NOTIFY for a job of priority `p` in this engine's queue:
@@ -406,36 +411,36 @@ mod tests {
             Lane::new("b").priorities(200..),
         ];
         let free = [false, false, false];
-        assert_eq!(borrow_floor(&lanes, &free, 0), 0);
+        assert_eq!(borrow_floor(&lanes, |j| free[j], 0), 0);
         assert_eq!(
-            borrow_floor(&lanes, &free, 1),
+            borrow_floor(&lanes, |j| free[j], 1),
             10,
             "urgent lane has room: leave its jobs"
         );
         assert_eq!(
-            borrow_floor(&lanes, &free, 2),
+            borrow_floor(&lanes, |j| free[j], 2),
             100,
             "the 100..=199 gap is nobody's"
         );
         assert_eq!(
-            borrow_floor(&lanes, &[true, false, false], 1),
+            borrow_floor(&lanes, |j| [true, false, false][j], 1),
             0,
             "urgent lane full: help"
         );
         assert_eq!(
-            borrow_floor(&lanes, &[true, false, false], 2),
+            borrow_floor(&lanes, |j| [true, false, false][j], 2),
             100,
             "normal lane has room"
         );
-        assert_eq!(borrow_floor(&lanes, &[false, true, false], 2), 10);
-        assert_eq!(borrow_floor(&lanes, &[true, true, false], 2), 0);
+        assert_eq!(borrow_floor(&lanes, |j| [false, true, false][j], 2), 10);
+        assert_eq!(borrow_floor(&lanes, |j| [true, true, false][j], 2), 0);
         let strict = [
             Lane::new("u").priorities(0..=9),
             Lane::new("b").priorities(10..).work_conserving(false),
         ];
-        assert_eq!(borrow_floor(&strict, &[true, false], 1), 10);
+        assert_eq!(borrow_floor(&strict, |j| [true, false][j], 1), 10);
         let top_gap = [Lane::new("b").priorities(50..)];
-        assert_eq!(borrow_floor(&top_gap, &[false], 0), 0);
+        assert_eq!(borrow_floor(&top_gap, |j| [false][j], 0), 0);
     }
 
     #[test]
@@ -444,14 +449,14 @@ mod tests {
             Lane::new("u").priorities(0..=9),
             Lane::new("b").priorities(10..),
         ];
-        let b = Backlog::new(&lanes, "default");
+        let b = Backlog::new(&lanes, "default", true);
         assert!(b.needs_notify(0) && b.needs_notify(500));
         b.set(1, true);
         assert!(b.needs_notify(5), "the urgent lane is idle: wake it");
         assert!(!b.needs_notify(500), "the bulk lane claims again anyway");
         b.set(1, false);
         assert!(b.needs_notify(500));
-        let gap = Backlog::new(&[Lane::new("b").priorities(10..)], "default");
+        let gap = Backlog::new(&[Lane::new("b").priorities(10..)], "default", true);
         gap.set(0, true);
         assert!(
             gap.needs_notify(3),

@@ -20,14 +20,11 @@ impl<J: Job> Handler<Enqueue<J>> for JobSupervisor {
     fn handle(&mut self, msg: Enqueue<J>, _: &mut Context<Self>) -> Self::Result {
         let store = self.store.clone();
         let validated = msg.validate();
-        let (backlog, skip) = (
-            self.backlog.clone(),
-            self.settings.skip_notify_when_backlogged,
-        );
+        let backlog = self.backlog.clone();
         Box::pin(
             async move {
                 let job = validated?;
-                let notify = !skip || backlog.needs_notify_for(std::slice::from_ref(&job));
+                let notify = backlog.needs_notify_for(std::slice::from_ref(&job));
                 let id = store.enqueue_one(&job, notify).await?;
                 Ok((
                     id,
@@ -95,7 +92,7 @@ impl Handler<SetConcurrency> for JobSupervisor {
             )));
         }
         self.lanes[i].account.set_slots(msg.slots);
-        self.lanes[i].lane.concurrency = msg.slots;
+        self.lane_config[i].concurrency = msg.slots;
         self.dispatch(ctx, i);
         Ok(())
     }
@@ -118,9 +115,10 @@ impl Handler<Stats> for JobSupervisor {
             lanes: self
                 .lanes
                 .iter()
-                .map(|l| LaneStats {
+                .zip(&self.lane_config)
+                .map(|(l, lane)| LaneStats {
                     name: l.name.to_string(),
-                    priorities: l.lane.range(),
+                    priorities: lane.range(),
                     concurrency: l.account.slots(),
                     running: l.account.running(),
                     paused: l.account.paused(),
@@ -139,7 +137,7 @@ impl Handler<Stats> for JobSupervisor {
             started: self.started_total,
             ..Default::default()
         };
-        let lanes: Vec<_> = self.lanes.iter().map(|l| l.lane.clone()).collect();
+        let lanes = self.lane_config.clone();
         let kinds = self.kinds.clone();
         let store = self.store.clone();
         let queue = self.settings.queue.clone();

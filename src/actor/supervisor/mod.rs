@@ -17,7 +17,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::actor::claimer::{Claim, Claimer};
-use crate::actor::completer::{Completer, Outcome};
+use crate::actor::completer::Completer;
 use crate::actor::executor::{Finished, HandlerRuntime, RunKey};
 use crate::actor::listener::{JobsAvailable, Listener, ListenerChanged, StopListener};
 use crate::actor::maintenance::{Maintenance, StopMaintenance};
@@ -27,9 +27,8 @@ use crate::config::Settings;
 use crate::error::Result;
 use crate::job::{DataMap, Registry};
 use crate::lane::{Lane, LaneAccount};
-use crate::outcome::Action;
 use crate::stats::{ListenerMode, ListenerStats};
-use crate::store::{ClaimedJob, OutcomeRow, Pool, Store};
+use crate::store::{ClaimedJob, Pool, Store};
 
 /// The actor applications talk to: send it [`Enqueue`](crate::Enqueue),
 /// [`Pause`](crate::Pause), [`Resume`](crate::Resume),
@@ -46,7 +45,7 @@ pub struct JobSupervisor {
     lanes: Vec<LaneSlot>,
     /// Which lanes are known to be backlogged (shared with engine handles).
     backlog: Arc<crate::lane::Backlog>,
-    /// The lanes' configured ranges, for borrowing decisions.
+    /// The lanes' configuration, index for index with `lanes`.
     lane_config: Vec<Lane>,
     running: HashMap<RunKey, Running>,
     completer: Addr<Completer>,
@@ -69,7 +68,6 @@ pub struct JobSupervisor {
 }
 
 struct LaneSlot {
-    lane: Lane,
     name: Arc<str>,
     account: LaneAccount,
     claimer: Addr<Claimer>,
@@ -124,7 +122,6 @@ impl JobSupervisor {
                 .map(|(lane, claimer)| LaneSlot {
                     name: Arc::from(lane.name.as_str()),
                     account: LaneAccount::new(lane.concurrency),
-                    lane,
                     claimer,
                     started: 0,
                     total_wait: Duration::ZERO,
@@ -166,7 +163,7 @@ impl JobSupervisor {
             return;
         }
         for i in 0..self.lanes.len() {
-            if priority.is_none_or(|p| self.lanes[i].lane.accepts(p)) {
+            if priority.is_none_or(|p| self.lane_config[i].accepts(p)) {
                 self.lanes[i].account.want();
                 self.dispatch(ctx, i);
             }
@@ -188,8 +185,8 @@ impl JobSupervisor {
         let Some(limit) = self.lanes[i].account.begin_claim() else {
             return;
         };
-        let busy: Vec<bool> = self.lanes.iter().map(|l| l.account.busy()).collect();
-        let floor = crate::lane::borrow_floor(&self.lane_config, &busy, i);
+        let floor =
+            crate::lane::borrow_floor(&self.lane_config, |j| self.lanes[j].account.busy(), i);
         // One token per claim: (job id, token) identifies each run uniquely.
         let token = fastrand::i64(1..i64::MAX);
         self.lanes[i]
@@ -230,12 +227,7 @@ impl JobSupervisor {
                     // hand its jobs straight back (attempt given back), so that nothing
                     // starts once `Shutdown` or `Pause` has been handled.
                     for job in jobs {
-                        self.lanes[i].account.finish();
-                        self.completer.do_send(Outcome(OutcomeRow {
-                            id: job.id,
-                            token,
-                            action: Action::Release,
-                        }));
+                        self.hand_back(i, token, job.id);
                     }
                     self.check_quiet();
                     return;

@@ -13,6 +13,17 @@ use crate::outcome::{decide, Action, FailureCause, RunResult};
 use crate::store::{ClaimedJob, OutcomeRow};
 
 impl JobSupervisor {
+    /// Frees the slot of a claimed job that will not run here and returns the job to
+    /// `available` with its attempt given back.
+    pub(super) fn hand_back(&mut self, i: usize, token: i64, id: i64) {
+        self.lanes[i].account.finish();
+        self.completer.do_send(Outcome(OutcomeRow {
+            id,
+            token,
+            action: Action::Release,
+        }));
+    }
+
     /// Hands `extras` (rescued jobs this process must not run alongside another one)
     /// back, and starts `candidate` only once the hand-back is written: if the candidate
     /// is a poison pill and kills the process first, jobs still held here would be
@@ -52,12 +63,7 @@ impl JobSupervisor {
                     }
                     Some(job) => {
                         // Rather than risk it, hand the candidate back too.
-                        act.lanes[i].account.finish();
-                        act.completer.do_send(Outcome(OutcomeRow {
-                            id: job.id,
-                            token,
-                            action: Action::Release,
-                        }));
+                        act.hand_back(i, token, job.id);
                     }
                     None => {}
                 }
@@ -78,12 +84,7 @@ impl JobSupervisor {
         let Some(reg) = self.registry.get(&job.kind) else {
             // INVARIANT-ish: claims filter on registered kinds, so this is unreachable
             // unless the registry changed; hand the job back rather than lose it.
-            self.lanes[i].account.finish();
-            self.completer.do_send(Outcome(OutcomeRow {
-                id: job.id,
-                token,
-                action: Action::Release,
-            }));
+            self.hand_back(i, token, job.id);
             return;
         };
         let timeout = job
