@@ -53,6 +53,7 @@ mod builder;
 mod config;
 mod control;
 pub mod devdb;
+mod dispatch;
 mod engine;
 mod enqueue;
 mod error;

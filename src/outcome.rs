@@ -20,6 +20,9 @@ pub(crate) enum RunResult {
     },
     Cancelled(String),
     Snoozed(Duration),
+    /// The run's future was dropped before it finished: its runtime shut down, or it was
+    /// aborted (a timeout, a stuck thread, the end of the shutdown grace period).
+    Abandoned,
 }
 
 /// Why a run failed, recorded with the error text.
@@ -116,6 +119,8 @@ pub(crate) fn decide(
             cause: "cancel",
         },
         RunResult::Snoozed(delay) => Action::Snooze { delay },
+        // It never ran to its end here: back in line, attempt given back.
+        RunResult::Abandoned => Action::Release,
         RunResult::Failed { error, cause } => {
             let error = truncate(error);
             if attempt >= max_attempts {

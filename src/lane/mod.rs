@@ -1,10 +1,16 @@
-//! Lanes: named priority ranges with reserved concurrency, and their slot accounting.
+//! Lanes: named priority ranges with reserved concurrency.
 //!
 //! A lane owns `concurrency` slots that no other lane can use, so a flooded bulk lane
-//! never delays an urgent job. The accounting is a plain struct ([`LaneAccount`]) driven by
-//! the supervisor actor, so every rule here is unit tested without a database.
+//! never delays an urgent job. [`Lane`] is what users configure. At start it splits into
+//! its fixed part ([`LaneSpec`], shared by reference by everything that needs the range)
+//! and its slot count, which from then on lives only in the lane's [`LaneAccount`]
+//! inside the dispatch core (changed at run time by `SetConcurrency`).
+
+mod account;
+mod notify_gate;
 
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::validate;
@@ -98,7 +104,49 @@ impl Lane {
         (self.lo, self.hi)
     }
 
-    /// The lowest priority value the lane's claim may take: 0 when work-conserving.
+    /// Splits the lane into its fixed part and its initial slot count.
+    pub(crate) fn split(self) -> (Arc<LaneSpec>, u32) {
+        let spec = LaneSpec {
+            name: Arc::from(self.name.as_str()),
+            lo: self.lo,
+            hi: self.hi,
+            work_conserving: self.work_conserving,
+        };
+        (Arc::new(spec), self.concurrency)
+    }
+}
+
+/// A lane's fixed configuration: name, priority range and borrowing rule. Held once, in an
+/// `Arc` shared by the dispatch core, the lane's claimer, the notify gate and stats; the
+/// lane's slot count is not here (it changes at run time and lives in its account).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct LaneSpec {
+    pub(crate) name: Arc<str>,
+    /// Most urgent priority of the lane's own range.
+    pub(crate) lo: i16,
+    /// Least urgent priority the lane serves: a claim never takes anything above it.
+    pub(crate) hi: i16,
+    pub(crate) work_conserving: bool,
+}
+
+impl LaneSpec {
+    /// Whether a job of priority `p` may be claimed by this lane: its own range, and
+    /// anything more urgent when work-conserving.
+    pub(crate) fn accepts(&self, p: i16) -> bool {
+        let floor = if self.work_conserving { 0 } else { self.lo };
+        p >= floor && p <= self.hi
+    }
+
+    /// Whether `p` is in the lane's own range.
+    pub(crate) fn owns(&self, p: i16) -> bool {
+        p >= self.lo && p <= self.hi
+    }
+}
+
+pub(crate) use account::LaneAccount;
+
+// TEMPORARY (removed when the supervisor moves onto the dispatch core).
+impl Lane {
     pub(crate) fn claim_floor(&self) -> i16 {
         if self.work_conserving {
             0
@@ -106,13 +154,10 @@ impl Lane {
             self.lo
         }
     }
-
-    /// Whether a job of priority `p` may be claimed by this lane.
     pub(crate) fn accepts(&self, p: i16) -> bool {
         p >= self.claim_floor() && p <= self.hi
     }
 }
-
 /// The most urgent priority lane `i` may claim right now. A work-conserving lane borrows
 /// more urgent work only where nobody else would take it: from lanes that are full or
 /// paused (`busy`), and from priorities no lane covers. While a more urgent lane has free
@@ -148,6 +193,7 @@ pub(crate) fn borrow_floor(lanes: &[Lane], busy: impl Fn(usize) -> bool, i: usiz
 /// only wake lanes already busy with the same work: NOTIFY takes a cluster-wide lock at
 /// commit and costs ~20% of a single-job enqueue transaction.
 #[derive(Debug)]
+#[allow(missing_docs)]
 pub(crate) struct Backlog {
     /// `skip_notify_when_backlogged`: when off, every enqueue notifies.
     enabled: bool,
@@ -193,6 +239,8 @@ impl Backlog {
         }
     }
 }
+
+pub(crate) use notify_gate::NotifyGate;
 
 /// Validates a set of lanes: valid unique names, non-empty ranges, no overlap, and no
 /// gap unless `allow_gaps` (a job in a gap would only run when a less urgent lane
@@ -257,127 +305,6 @@ pub(crate) fn validate_lanes(lanes: &[Lane], allow_gaps: bool) -> Result<()> {
     Ok(())
 }
 
-/// Slot accounting for one lane. The supervisor calls these methods; they decide
-/// when to claim and how many jobs to ask for.
-///
-/// Invariant: `running + reserved <= slots` except after the concurrency is lowered at
-/// run time, when running jobs finish without being replaced until the lane is back
-/// under its new limit.
-#[derive(Debug, Clone)]
-pub(crate) struct LaneAccount {
-    slots: u32,
-    running: u32,
-    /// Slots held by a claim in flight.
-    reserved: u32,
-    paused: bool,
-    /// Work may be waiting (a hint, a poll tick, or a full last claim).
-    wanted: bool,
-    draining: bool,
-}
-
-impl LaneAccount {
-    pub(crate) fn new(slots: u32) -> Self {
-        LaneAccount {
-            slots,
-            running: 0,
-            reserved: 0,
-            paused: false,
-            wanted: true,
-            draining: false,
-        }
-    }
-
-    /// Slots neither running nor reserved.
-    pub(crate) fn free(&self) -> u32 {
-        self.slots.saturating_sub(self.running + self.reserved)
-    }
-
-    pub(crate) fn running(&self) -> u32 {
-        self.running
-    }
-
-    pub(crate) fn slots(&self) -> u32 {
-        self.slots
-    }
-
-    pub(crate) fn paused(&self) -> bool {
-        self.paused
-    }
-
-    /// Whether the lane cannot take more work now (paused, draining or full), so a less
-    /// urgent lane may borrow its jobs.
-    pub(crate) fn busy(&self) -> bool {
-        self.paused || self.draining || self.free() == 0
-    }
-
-    pub(crate) fn claim_in_flight(&self) -> bool {
-        self.reserved > 0
-    }
-
-    /// Notes that work may be waiting for this lane.
-    pub(crate) fn want(&mut self) {
-        self.wanted = true;
-    }
-
-    /// Starts a claim if the lane should claim now, reserving the free slots, and
-    /// returns how many jobs to ask for. At most one claim per lane is in flight; a
-    /// hint that arrives meanwhile is kept in `wanted` and served when it returns.
-    pub(crate) fn begin_claim(&mut self) -> Option<u32> {
-        if self.paused || self.draining || !self.wanted || self.reserved > 0 {
-            return None;
-        }
-        let free = self.free();
-        if free == 0 {
-            return None;
-        }
-        self.wanted = false;
-        self.reserved = free;
-        Some(free)
-    }
-
-    /// Ends a claim that asked for `asked` jobs and got `got`; their slots become
-    /// running. A full batch means more may be waiting.
-    pub(crate) fn end_claim(&mut self, asked: u32, got: u32) {
-        debug_assert!(got <= asked);
-        self.reserved = 0;
-        self.running += got;
-        if got == asked {
-            self.wanted = true;
-        }
-    }
-
-    /// Ends a claim that failed: nothing was taken; try again on the next tick.
-    pub(crate) fn fail_claim(&mut self) {
-        self.reserved = 0;
-    }
-
-    /// A job of this lane finished; its slot is free again.
-    pub(crate) fn finish(&mut self) {
-        self.running = self.running.saturating_sub(1);
-    }
-
-    pub(crate) fn pause(&mut self) {
-        self.paused = true;
-    }
-
-    pub(crate) fn resume(&mut self) {
-        self.paused = false;
-        self.wanted = true;
-    }
-
-    /// Stops claiming for good (shutdown).
-    pub(crate) fn drain(&mut self) {
-        self.draining = true;
-    }
-
-    pub(crate) fn set_slots(&mut self, slots: u32) {
-        if slots > self.slots {
-            self.wanted = true;
-        }
-        self.slots = slots;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,96 +324,15 @@ mod tests {
 
     #[test]
     fn accepts_more_urgent_only_when_work_conserving() {
-        let l = Lane::new("n").priorities(10..=99);
+        let (l, slots) = Lane::new("n").priorities(10..=99).concurrency(3).split();
+        assert_eq!(slots, 3);
         assert!(l.accepts(0) && l.accepts(50) && !l.accepts(100));
-        let strict = l.work_conserving(false);
+        assert!(!l.owns(0) && l.owns(10) && l.owns(99));
+        let (strict, _) = Lane::new("n")
+            .priorities(10..=99)
+            .work_conserving(false)
+            .split();
         assert!(!strict.accepts(0) && strict.accepts(10) && !strict.accepts(100));
-    }
-
-    #[test]
-    fn borrowing_reaches_only_past_busy_lanes_and_gaps() {
-        let lanes = [
-            Lane::new("u").priorities(0..=9),
-            Lane::new("n").priorities(10..=99),
-            Lane::new("b").priorities(200..),
-        ];
-        let free = [false, false, false];
-        assert_eq!(borrow_floor(&lanes, |j| free[j], 0), 0);
-        assert_eq!(
-            borrow_floor(&lanes, |j| free[j], 1),
-            10,
-            "urgent lane has room: leave its jobs"
-        );
-        assert_eq!(
-            borrow_floor(&lanes, |j| free[j], 2),
-            100,
-            "the 100..=199 gap is nobody's"
-        );
-        assert_eq!(
-            borrow_floor(&lanes, |j| [true, false, false][j], 1),
-            0,
-            "urgent lane full: help"
-        );
-        assert_eq!(
-            borrow_floor(&lanes, |j| [true, false, false][j], 2),
-            100,
-            "normal lane has room"
-        );
-        assert_eq!(borrow_floor(&lanes, |j| [false, true, false][j], 2), 10);
-        assert_eq!(borrow_floor(&lanes, |j| [true, true, false][j], 2), 0);
-        let strict = [
-            Lane::new("u").priorities(0..=9),
-            Lane::new("b").priorities(10..).work_conserving(false),
-        ];
-        assert_eq!(borrow_floor(&strict, |j| [true, false][j], 1), 10);
-        let top_gap = [Lane::new("b").priorities(50..)];
-        assert_eq!(borrow_floor(&top_gap, |j| [false][j], 0), 0);
-    }
-
-    #[test]
-    fn notify_is_skipped_only_for_a_backlogged_owner_lane() {
-        let lanes = [
-            Lane::new("u").priorities(0..=9),
-            Lane::new("b").priorities(10..),
-        ];
-        let b = Backlog::new(&lanes, "default", true);
-        assert!(b.needs_notify(0) && b.needs_notify(500));
-        b.set(1, true);
-        assert!(b.needs_notify(5), "the urgent lane is idle: wake it");
-        assert!(!b.needs_notify(500), "the bulk lane claims again anyway");
-        b.set(1, false);
-        assert!(b.needs_notify(500));
-        let gap = Backlog::new(&[Lane::new("b").priorities(10..)], "default", true);
-        gap.set(0, true);
-        assert!(
-            gap.needs_notify(3),
-            "no lane owns it here: other processes might"
-        );
-        let job = |queue: &str, priority: i16| crate::enqueue::NewJob {
-            kind: "k".into(),
-            queue: queue.into(),
-            priority,
-            args: "{}".into(),
-            max_attempts: 1,
-            run_at: None,
-            delay_s: None,
-            timeout_ms: None,
-            unique_key: None,
-        };
-        assert!(!gap.needs_notify_for(&[job("default", 50)]));
-        assert!(
-            gap.needs_notify_for(&[job("mail", 50)]),
-            "another queue's workers"
-        );
-        assert!(gap.needs_notify_for(&[job("default", 50), job("default", 3)]));
-        let later = crate::enqueue::NewJob {
-            delay_s: Some(5.0),
-            ..job("mail", 1)
-        };
-        assert!(
-            !gap.needs_notify_for(&[later]),
-            "scheduled jobs never notify"
-        );
     }
 
     #[test]
@@ -523,57 +369,5 @@ mod tests {
             Lane::new("a").priorities(10..),
         ];
         assert!(validate_lanes(&dup, false).is_err());
-    }
-
-    #[test]
-    fn claims_exactly_the_free_slots_one_at_a_time() {
-        let mut a = LaneAccount::new(4);
-        assert_eq!(a.begin_claim(), Some(4));
-        // A second claim waits for the first, even when hinted.
-        a.want();
-        assert_eq!(a.begin_claim(), None);
-        a.end_claim(4, 3);
-        assert_eq!(a.running(), 3);
-        // The hint that arrived during the claim is served now.
-        assert_eq!(a.begin_claim(), Some(1));
-        a.end_claim(1, 0);
-        assert_eq!(a.begin_claim(), None, "drained and unhinted: no claim");
-        a.finish();
-        assert_eq!(
-            a.begin_claim(),
-            None,
-            "a freed slot alone does not claim when drained"
-        );
-        a.want();
-        assert_eq!(a.begin_claim(), Some(2));
-    }
-
-    #[test]
-    fn full_batch_means_more_may_wait() {
-        let mut a = LaneAccount::new(2);
-        assert_eq!(a.begin_claim(), Some(2));
-        a.end_claim(2, 2);
-        assert_eq!(a.begin_claim(), None, "no free slot");
-        a.finish();
-        assert_eq!(a.begin_claim(), Some(1));
-    }
-
-    #[test]
-    fn pause_resume_and_resize() {
-        let mut a = LaneAccount::new(2);
-        a.pause();
-        assert_eq!(a.begin_claim(), None);
-        a.resume();
-        assert_eq!(a.begin_claim(), Some(2));
-        a.end_claim(2, 2);
-        a.set_slots(1);
-        a.finish();
-        assert_eq!(a.free(), 0, "still at the new limit");
-        a.set_slots(3);
-        assert_eq!(a.begin_claim(), Some(2));
-        a.fail_claim();
-        a.drain();
-        a.want();
-        assert_eq!(a.begin_claim(), None);
     }
 }

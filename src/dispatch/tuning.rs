@@ -1,0 +1,35 @@
+//! Tuning lanes at run time: pause, resume, concurrency.
+
+use super::{Claimed, Dispatcher, Effects, LaneId, WaiterId};
+
+impl<J: Claimed, H> Dispatcher<J, H> {
+    /// Pauses lane `i`: it claims nothing until resumed; running jobs finish. Returns a
+    /// waiter to answer once the claim in flight, if any, has returned (its jobs are then
+    /// handed back, see `claim_returned`): from that answer on, no job enqueued can start
+    /// in this lane.
+    pub(crate) fn pause(&mut self, i: LaneId) -> Option<WaiterId> {
+        self.lanes[i].account.pause();
+        // A paused lane will not claim: enqueues for it must wake other processes.
+        self.gate.set(i, false);
+        if self.lanes[i].in_flight.is_none() {
+            return None;
+        }
+        let waiter = self.new_waiter();
+        self.lanes[i].pause_waiters.push(waiter);
+        Some(waiter)
+    }
+
+    /// Resumes lane `i`, claiming at once.
+    pub(crate) fn resume(&mut self, i: LaneId, fx: &mut Effects<H>) {
+        self.lanes[i].account.resume();
+        self.dispatch(i, fx);
+    }
+
+    /// Sets lane `i`'s slots (at least 1). Raising them claims at once; lowering them
+    /// below the running count lets running jobs finish and replaces them only once the
+    /// lane is under its new limit.
+    pub(crate) fn set_concurrency(&mut self, i: LaneId, slots: u32, fx: &mut Effects<H>) {
+        self.lanes[i].account.set_slots(slots);
+        self.dispatch(i, fx);
+    }
+}
