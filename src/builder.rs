@@ -4,20 +4,25 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
-
-use crate::actor::claimer::Claimer;
-use crate::actor::completer::Completer;
-use crate::actor::executor::HandlerRuntime;
+use crate::actor::claimer::ClaimBase;
+use crate::actor::executor::HandlerPool;
 use crate::actor::supervisor::{JobSupervisor, SupervisorParts};
 use crate::backoff::Backoff;
-use crate::config::Settings;
+use crate::config::{IntoPgConfig, Settings};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::job::{DataMap, Job, Registration, Registry};
-use crate::lane::{validate_lanes, Lane};
+use crate::lane::{validate_lanes, Lane, NotifyGate};
 use crate::migrate::{channel_for, SCHEMA_VERSION};
-use crate::store::{ClaimRequest, Manager, Store};
+use crate::store::{Manager, Store};
+
+impl Engine {
+    /// Starts configuring an engine for the given database (a URL, key-value string, or
+    /// [`tokio_postgres::Config`]).
+    pub fn builder(database: impl IntoPgConfig) -> EngineBuilder {
+        EngineBuilder::new(database.into_pg_config())
+    }
+}
 
 /// Configures and starts an [`Engine`]. Every setter names its default.
 pub struct EngineBuilder {
@@ -143,7 +148,9 @@ impl EngineBuilder {
         self
     }
 
-    /// Rescues after which a job is failed as a poison pill. Defaults to 5.
+    /// Rescues after which a job is failed as a poison pill. Defaults to 5. A job whose
+    /// runs block their handler thread past the timeout this many times is failed the
+    /// same way (see [`max_stuck_threads`](Self::max_stuck_threads)).
     pub fn max_rescues(mut self, n: i32) -> Self {
         self.settings.max_rescues = n;
         self
@@ -170,6 +177,23 @@ impl EngineBuilder {
     /// Threads running handlers. Defaults to the number of CPUs (at least 2).
     pub fn handler_threads(mut self, n: usize) -> Self {
         self.settings.handler_threads = n;
+        self
+    }
+
+    /// How many handler threads stuck in a blocking handler are replaced at once.
+    /// Defaults to 8.
+    ///
+    /// A handler that blocks its thread (`std::thread::sleep`, a blocking client, a
+    /// tight loop) past its timeout cannot be aborted. The engine logs it at `error`,
+    /// records the attempt as failed with cause `stuck` (failing the job for good on its
+    /// `max_rescues`-th stuck run), keeps the run's slot until the call returns, and
+    /// starts fresh threads for new runs, so the pool keeps its size. Each stuck thread
+    /// lives on until its call returns. Past this many stuck at once, threads are no
+    /// longer replaced: capacity is reduced (logged, and shown in
+    /// [`EngineStats::handlers`](crate::EngineStats::handlers)), and with no usable
+    /// thread left the engine claims nothing until one comes free.
+    pub fn max_stuck_threads(mut self, n: usize) -> Self {
+        self.settings.max_stuck_threads = n;
         self
     }
 
@@ -203,6 +227,7 @@ impl EngineBuilder {
     pub async fn start(self) -> Result<Engine> {
         let mut pg = self.database?;
         let settings = self.settings;
+        let channel = channel_for(&settings.schema)?;
         settings.validate()?;
         let lanes = if self.lanes.is_empty() {
             vec![Lane::new("default")]
@@ -218,7 +243,6 @@ impl EngineBuilder {
         for r in self.registry.iter() {
             crate::validate::kind(r.kind)?;
         }
-        let channel = channel_for(&settings.schema)?;
         let worker_id = settings.worker_id.clone().unwrap_or_else(default_worker_id);
         pg.connect_timeout(settings.connect_timeout);
         pg.keepalives(true);
@@ -293,51 +317,40 @@ impl EngineBuilder {
             Err(e) => return Err(e),
         };
 
-        let handlers = HandlerRuntime::new(settings.handler_threads)
+        let handlers = HandlerPool::new(settings.handler_threads)
             .map_err(|e| Error::InvalidConfig(format!("could not start handler threads: {e}")))?;
         let settings = Arc::new(settings);
-        let kinds = self.registry.kinds();
-        let claimers = lanes
-            .iter()
-            .map(|lane| {
-                let template = ClaimRequest {
-                    floor: lane.claim_floor(),
-                    ceiling: lane.hi,
-                    queue: settings.queue.clone(),
-                    kinds: kinds.clone(),
-                    limit: 0,
-                    token: 0,
-                    lease_ms: settings.lease.as_secs_f64() * 1000.0,
-                    worker_id: worker_id.clone(),
-                };
-                (lane.clone(), Claimer::new(store.clone(), template).start())
-            })
-            .collect();
-        let completer = Completer::new(store.clone(), settings.reconnect_backoff).start();
-        let backlog = Arc::new(crate::lane::Backlog::new(
-            &lanes,
+        // Each lane's fixed config, held once and shared; its slots live in the core.
+        let lanes: Vec<_> = lanes.into_iter().map(Lane::split).collect();
+        let specs: Vec<_> = lanes.iter().map(|(spec, _)| spec.clone()).collect();
+        let gate = Arc::new(NotifyGate::new(
+            &specs,
             &settings.queue,
             settings.skip_notify_when_backlogged,
         ));
-        let supervisor = JobSupervisor::new(SupervisorParts {
-            backlog: backlog.clone(),
+        let claim_base = ClaimBase {
+            queue: settings.queue.clone(),
+            kinds: self.registry.kinds(),
+            lease_ms: settings.lease.as_secs_f64() * 1000.0,
+            worker_id,
+        };
+        let (supervisor, ops) = JobSupervisor::launch(SupervisorParts {
             settings: settings.clone(),
-            store: store.clone(),
+            store,
             app_pool: app_pool.clone(),
             registry: Arc::new(self.registry),
             data: Arc::new(self.data),
-            lanes: claimers,
-            completer,
+            lanes,
+            gate,
+            claim_base,
             handlers: handlers.clone(),
             listener_config: listener_pg,
             schema_verified,
-        })
-        .start();
+        });
         Ok(Engine {
             supervisor,
-            store,
+            ops,
             app_pool,
-            backlog,
             _handlers: handlers,
         })
     }

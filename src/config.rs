@@ -60,6 +60,7 @@ pub(crate) struct Settings {
     pub(crate) failed_retention: Duration,
     pub(crate) listener_health_interval: Duration,
     pub(crate) handler_threads: usize,
+    pub(crate) max_stuck_threads: usize,
     pub(crate) worker_id: Option<String>,
     pub(crate) allow_priority_gaps: bool,
     pub(crate) skip_notify_when_backlogged: bool,
@@ -93,6 +94,7 @@ impl Default for Settings {
                 .map(|n| n.get())
                 .unwrap_or(2)
                 .max(2),
+            max_stuck_threads: DEFAULT_MAX_STUCK_THREADS,
             worker_id: None,
             allow_priority_gaps: false,
             skip_notify_when_backlogged: true,
@@ -104,7 +106,8 @@ impl Settings {
     /// Checks every setting; the message says which one and what to use instead.
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::InvalidConfig(msg));
-        crate::migrate::channel_for(&self.schema)?;
+        // The schema name (and the channel derived from it) is checked by the builder
+        // with `channel_for`, before the rest.
         crate::validate::identifier("queue", &self.queue)
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let positive = [
@@ -162,7 +165,21 @@ impl Settings {
     pub(crate) fn renew_interval(&self) -> Duration {
         self.lease / 3
     }
+
+    /// How often the supervisor ticks (timeouts, stuck threads, renewals).
+    pub(crate) fn tick_interval(&self) -> Duration {
+        (self.job_timeout / 4)
+            .min(self.renew_interval())
+            .clamp(Duration::from_millis(20), Duration::from_millis(250))
+    }
 }
+
+/// Stuck handler threads replaced at most at once, by default.
+pub(crate) const DEFAULT_MAX_STUCK_THREADS: usize = 8;
+
+/// A run past its timeout that a handler thread has been inside one poll of for this
+/// long is stuck: a well-behaved poll takes microseconds.
+pub(crate) const STUCK_POLL: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
@@ -182,8 +199,6 @@ mod tests {
             assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
         };
         check(|s| s.poll_interval = Duration::ZERO, "poll_interval");
-        check(|s| s.schema = "Bad".into(), "schema");
-        check(|s| s.schema = "x".repeat(60), "channel");
         check(|s| s.queue = "a;b".into(), "queue");
         check(|s| s.call_timeout = Duration::from_secs(60), "call_timeout");
         check(|s| s.lease = Duration::from_millis(10), "lease");

@@ -5,36 +5,31 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actor::executor::HandlerRuntime;
-use crate::actor::listener::{DropSubscription, JobsAvailable};
+use crate::actor::executor::HandlerPool;
+use crate::actor::listener::DropSubscription;
 use crate::actor::supervisor::JobSupervisor;
-use crate::builder::EngineBuilder;
-use crate::config::IntoPgConfig;
-use crate::control::{Cancel, Pause, Resume, SetConcurrency, Shutdown, ShutdownReport, Stats};
-use crate::enqueue::{validate_many, wake_hint, Enqueue};
+use crate::commands::{
+    validate_many, Enqueue, Pause, Resume, SetConcurrency, Shutdown, ShutdownReport, Stats,
+};
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::ops::Ops;
 use crate::stats::EngineStats;
-use crate::store::{Pool, Store};
+use crate::store::Pool;
 
 /// A running engine: a cheap, cloneable handle to its supervisor and database.
+/// Start one with [`Engine::builder`].
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) supervisor: Addr<JobSupervisor>,
-    pub(crate) store: Store,
+    /// Enqueue, cancel, retry: the same implementation the supervisor's messages use.
+    pub(crate) ops: Ops,
     pub(crate) app_pool: Pool,
-    pub(crate) backlog: Arc<crate::lane::Backlog>,
     // Keeps the handler threads alive as long as a handle exists.
-    pub(crate) _handlers: Arc<HandlerRuntime>,
+    pub(crate) _handlers: Arc<HandlerPool>,
 }
 
 impl Engine {
-    /// Starts configuring an engine for the given database (a URL, key-value string, or
-    /// [`tokio_postgres::Config`]).
-    pub fn builder(database: impl IntoPgConfig) -> EngineBuilder {
-        EngineBuilder::new(database.into_pg_config())
-    }
-
     /// The supervisor's address, to send it messages from actors and handlers.
     pub fn supervisor(&self) -> Addr<JobSupervisor> {
         self.supervisor.clone()
@@ -47,26 +42,13 @@ impl Engine {
 
     /// The schema this engine works in.
     pub fn schema(&self) -> &str {
-        self.store.schema()
+        self.ops.store().schema()
     }
 
     /// Enqueues one job; returns its id (or the live job's id for a taken unique key).
     /// Same as sending [`Enqueue`] to the supervisor.
     pub async fn enqueue<J: Job>(&self, job: Enqueue<J>) -> Result<i64> {
-        let new = job.validate()?;
-        let id = self
-            .store
-            .enqueue_one(
-                &new,
-                self.backlog.needs_notify_for(std::slice::from_ref(&new)),
-            )
-            .await?;
-        if new.run_at.is_none() && new.delay_s.is_none() {
-            self.supervisor.do_send(JobsAvailable {
-                priority: Some(new.priority),
-            });
-        }
-        Ok(id)
+        self.ops.enqueue(job.validate()?).await
     }
 
     /// Enqueues many jobs in one statement and one round trip, with a single NOTIFY.
@@ -76,16 +58,7 @@ impl Engine {
         &self,
         jobs: impl IntoIterator<Item = Enqueue<J>>,
     ) -> Result<Vec<i64>> {
-        let new = validate_many(jobs)?;
-        if new.is_empty() {
-            return Ok(Vec::new());
-        }
-        let notify = self.backlog.needs_notify_for(&new);
-        let ids = self.store.enqueue(&new, notify).await?;
-        if let Some(p) = wake_hint(&new) {
-            self.supervisor.do_send(JobsAvailable { priority: Some(p) });
-        }
-        Ok(ids)
+        self.ops.enqueue_many(validate_many(jobs)?).await
     }
 
     /// Enqueues many jobs with binary `COPY`: the fastest bulk path, 1.4 to 2 times the
@@ -113,17 +86,7 @@ impl Engine {
         &self,
         jobs: impl IntoIterator<Item = Enqueue<J>>,
     ) -> Result<u64> {
-        let new = validate_many(jobs)?;
-        if new.is_empty() {
-            return Ok(0);
-        }
-        let hint = wake_hint(&new);
-        let notify_hint = hint.filter(|_| self.backlog.needs_notify_for(&new));
-        let inserted = self.store.copy_jobs(&new, notify_hint).await?;
-        if let Some(p) = hint {
-            self.supervisor.do_send(JobsAvailable { priority: Some(p) });
-        }
-        Ok(inserted)
+        self.ops.enqueue_copy(validate_many(jobs)?).await
     }
 
     /// Enqueues inside the caller's transaction: the job exists, and workers are woken,
@@ -134,8 +97,7 @@ impl Engine {
         client: &C,
         job: Enqueue<J>,
     ) -> Result<i64> {
-        let new = job.validate()?;
-        self.store.enqueue_on(client, &new).await
+        self.ops.enqueue_tx(client, job.validate()?).await
     }
 
     /// Pauses a lane: no new claims; running jobs finish.
@@ -158,19 +120,16 @@ impl Engine {
             .await?
     }
 
-    /// Cancels a job that has not started yet; returns whether it was cancelled.
+    /// Cancels a job that has not started yet; returns whether it was cancelled. Same
+    /// as sending [`Cancel`](crate::Cancel) to the supervisor.
     pub async fn cancel(&self, id: i64) -> Result<bool> {
-        self.supervisor.send(Cancel(id)).await?
+        self.ops.cancel(id).await
     }
 
     /// Puts a failed or cancelled job back in the queue with fresh attempts; returns
-    /// whether it was found.
+    /// whether it was found. Same as sending [`Retry`](crate::Retry) to the supervisor.
     pub async fn retry(&self, id: i64) -> Result<bool> {
-        let found = self.store.retry_finished(id).await?;
-        if found {
-            self.supervisor.do_send(JobsAvailable { priority: None });
-        }
-        Ok(found)
+        self.ops.retry(id).await
     }
 
     /// Lane, state and listener statistics.

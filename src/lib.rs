@@ -50,8 +50,8 @@ mod backoff;
 #[doc(hidden)]
 pub mod bench_api;
 mod builder;
+mod commands;
 mod config;
-mod control;
 pub mod devdb;
 mod dispatch;
 mod engine;
@@ -60,6 +60,7 @@ mod error;
 mod job;
 mod lane;
 mod migrate;
+mod ops;
 mod outcome;
 mod stats;
 mod store;
@@ -68,16 +69,20 @@ pub mod validate;
 pub use actor::supervisor::JobSupervisor;
 pub use backoff::Backoff;
 pub use builder::EngineBuilder;
+pub use commands::{
+    Cancel, Enqueue, Pause, Resume, Retry, SetConcurrency, Shutdown, ShutdownReport, Stats,
+};
 pub use config::IntoPgConfig;
-pub use control::{Cancel, Pause, Resume, SetConcurrency, Shutdown, ShutdownReport, Stats};
 pub use engine::Engine;
-pub use enqueue::{Enqueue, JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
+pub use enqueue::{JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};
 pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
 pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
-pub use stats::{DatabaseStats, EngineStats, LaneStats, ListenerMode, ListenerStats, StateCounts};
+pub use stats::{
+    DatabaseStats, EngineStats, HandlerStats, LaneStats, ListenerMode, ListenerStats, StateCounts,
+};
 pub use store::{Conn, Manager, Pool};
 pub use validate::Rejection;
 

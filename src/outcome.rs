@@ -31,6 +31,8 @@ pub(crate) enum FailureCause {
     Error,
     Panic,
     Timeout,
+    /// Past its timeout, the run was still blocking its handler thread.
+    Stuck,
 }
 
 impl FailureCause {
@@ -39,6 +41,7 @@ impl FailureCause {
             FailureCause::Error => "error",
             FailureCause::Panic => "panic",
             FailureCause::Timeout => "timeout",
+            FailureCause::Stuck => "stuck",
         }
     }
 }
@@ -138,6 +141,40 @@ pub(crate) fn decide(
             }
         }
     }
+}
+
+/// Decides what to write for a run found blocking its handler thread past its
+/// `timeout` (for `blocked_for` inside one poll), when `stuck_before` earlier runs of the
+/// job did the same. Like a timeout, it is a failed attempt with cause `stuck`; on the
+/// `limit`-th stuck run (the engine's `max_rescues`) the job is failed like a poison
+/// pill, whatever attempts remain, so it cannot take one more thread per attempt.
+pub(crate) fn decide_stuck(
+    stuck_before: i64,
+    limit: i32,
+    attempt: i32,
+    max_attempts: i32,
+    timeout: Duration,
+    blocked_for: Duration,
+    backoff: &Backoff,
+) -> Action {
+    let n = stuck_before + 1;
+    let error = format!(
+        "timed out after {timeout:?} while blocking its handler thread (inside one poll for \
+         {blocked_for:?}: a blocking call in async code?); the thread was written off"
+    );
+    if n >= i64::from(limit) {
+        return Action::Fail {
+            error: truncate(format!(
+                "{error}. Blocked a handler thread {n} times: failed as a poison pill"
+            )),
+            cause: FailureCause::Stuck.as_str(),
+        };
+    }
+    let result = RunResult::Failed {
+        error,
+        cause: FailureCause::Stuck,
+    };
+    decide(result, attempt, max_attempts, backoff)
 }
 
 /// Cuts `s` to at most [`MAX_ERROR_BYTES`] bytes at a char boundary.
@@ -245,6 +282,23 @@ mod tests {
             decide(r, 1, 1, &NO_JITTER),
             Action::Fail { cause: "panic", .. }
         ));
+    }
+
+    #[test]
+    fn a_job_that_keeps_blocking_its_thread_is_failed_at_the_limit() {
+        let (t, b) = (Duration::from_secs(1), Duration::from_millis(1200));
+        let first = decide_stuck(0, 3, 1, 20, t, b, &NO_JITTER);
+        assert!(
+            matches!(&first, Action::Retry { cause: "stuck", error, .. } if error.contains("blocking its handler thread")),
+            "{first:?}"
+        );
+        let third = decide_stuck(2, 3, 3, 20, t, b, &NO_JITTER);
+        assert!(
+            matches!(&third, Action::Fail { cause: "stuck", error } if error.contains("3 times: failed as a poison pill")),
+            "{third:?}"
+        );
+        let last_attempt = decide_stuck(0, 3, 2, 2, t, b, &NO_JITTER);
+        assert!(matches!(last_attempt, Action::Fail { cause: "stuck", .. }));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Statistics reported by the supervisor.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::lane::Lane;
+use crate::lane::LaneSpec;
 use crate::store::LiveRow;
 
 /// A snapshot of the engine and its queue.
@@ -19,8 +20,33 @@ pub struct EngineStats {
     pub listener: ListenerStats,
     /// Whether the database is serving the engine.
     pub database: DatabaseStats,
+    /// The threads handlers run on.
+    pub handlers: HandlerStats,
     /// Jobs this process has started, all lanes.
     pub started: u64,
+}
+
+/// The threads handlers run on, and the ones lost to handlers that block them.
+///
+/// A handler that blocks its thread (a `std::thread::sleep`, a blocking client, a tight
+/// loop in async code) past its timeout cannot be aborted: its thread is *stuck* until
+/// the call returns. The engine then starts fresh threads for new runs, so it keeps its
+/// full `threads`, as long as no more than `max_stuck_threads` are stuck at once; past
+/// that, `usable_threads` drops (capacity reduced), and at 0 nothing is claimed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandlerStats {
+    /// Threads per handler runtime (`handler_threads`).
+    pub threads: usize,
+    /// Threads stuck in a handler now (each also holds its run's lane slot).
+    pub stuck_threads: usize,
+    /// Stuck threads replaced at most at once (`max_stuck_threads`).
+    pub max_stuck_threads: usize,
+    /// Threads free to run new jobs: `threads` unless more than `max_stuck_threads` are
+    /// stuck (capacity reduced).
+    pub usable_threads: usize,
+    /// Fresh handler runtimes started so far to replace stuck threads.
+    pub replaced: u64,
 }
 
 /// One lane's view.
@@ -33,8 +59,11 @@ pub struct LaneStats {
     pub priorities: (i16, i16),
     /// Its slots.
     pub concurrency: u32,
-    /// Jobs running in it now (this process).
+    /// Jobs running in it now (this process), stuck ones included.
     pub running: u32,
+    /// Of those, runs past their timeout still blocking their handler thread: each holds
+    /// its slot until its blocking call returns (see [`HandlerStats`]).
+    pub stuck: u32,
     /// Whether it is paused.
     pub paused: bool,
     /// Jobs due now in its priority range (all processes).
@@ -110,7 +139,7 @@ pub struct DatabaseStats {
 /// Fills each lane's `waiting` and `oldest_wait`, and the state counts, from live rows.
 /// A group belongs to the lane whose own range holds its priority.
 pub(crate) fn summarize(
-    lanes: &[Lane],
+    lanes: &[Arc<LaneSpec>],
     registered: &[String],
     live: &[LiveRow],
     finished: &[(String, i64)],
@@ -171,15 +200,15 @@ mod tests {
 
     #[test]
     fn rows_land_in_their_lanes_and_states() {
-        let lanes = vec![
-            Lane::new("urgent").priorities(0..=9),
-            Lane::new("bulk").priorities(10..),
+        let lanes: Vec<Arc<LaneSpec>> = vec![
+            crate::lane::Lane::new("urgent").priorities(0..=9).split().0,
+            crate::lane::Lane::new("bulk").priorities(10..).split().0,
         ];
         let mut out = EngineStats {
             lanes: lanes
                 .iter()
                 .map(|l| LaneStats {
-                    name: l.name.clone(),
+                    name: l.name.to_string(),
                     ..Default::default()
                 })
                 .collect(),

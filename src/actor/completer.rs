@@ -1,4 +1,5 @@
-//! The Completer: writes run outcomes in batches, like a group commit.
+//! The Completer: writes run outcomes (hand-backs included) in batches, like a group
+//! commit. Every outcome the engine writes goes through it.
 //!
 //! When idle, an outcome is flushed at once (no added latency). While a flush is in
 //! flight, outcomes accumulate and go out together when it returns, so under load each
@@ -14,20 +15,30 @@ use tokio::sync::oneshot;
 
 use crate::actor::LogLimiter;
 use crate::backoff::Backoff;
+use crate::dispatch::StuckRun;
+use crate::outcome::decide_stuck;
 use crate::store::{OutcomeRow, Store};
 
 /// Most outcomes written by one statement.
 const MAX_BATCH: usize = 2000;
 
-/// An outcome to write.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Outcome(pub(crate) OutcomeRow);
-
-/// Several outcomes to write (a batch of finished runs).
+/// Outcomes to write (a batch of finished runs, or hand-backs).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Outcomes(pub(crate) Vec<OutcomeRow>);
+
+/// Hand-backs that something waits for (a rescued job starts only once its neighbours
+/// are back in the queue). Answers `true` once they are written, `false` if the first
+/// attempt failed (they are still retried).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub(crate) struct HandBack(pub(crate) Vec<OutcomeRow>);
+
+/// A run found blocking its handler thread: write its outcome, which depends on how
+/// often the job got stuck before (read from its recorded errors).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct WriteStuck(pub(crate) StuckRun);
 
 /// Resolves when every outcome received so far is written, or after `timeout`.
 /// Answers whether everything was written.
@@ -37,31 +48,67 @@ pub(crate) struct Drain {
     pub(crate) timeout: Duration,
 }
 
+/// How stuck runs are judged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StuckPolicy {
+    /// Stuck runs after which a job is failed (`max_rescues`).
+    pub(crate) limit: i32,
+    pub(crate) retry_backoff: Backoff,
+}
+
 pub(crate) struct Completer {
     store: Store,
     pending: Vec<OutcomeRow>,
     in_flight: bool,
     failures: u32,
     backoff: Backoff,
+    stuck: StuckPolicy,
     waiters: Vec<oneshot::Sender<()>>,
-    log: LogLimiter,
-    /// Outcomes written and fenced off since start, for logs and tests.
+    /// Rows received and rows written so far, in order: a hand-back waiter is answered
+    /// once `written` passes the count at which its rows were received.
+    received: u64,
     written: u64,
-    fenced: u64,
+    acks: Vec<(u64, oneshot::Sender<bool>)>,
+    /// Stuck runs whose outcome is being decided (a drain waits for them too).
+    deciding: usize,
+    log: LogLimiter,
 }
 
 impl Completer {
-    pub(crate) fn new(store: Store, backoff: Backoff) -> Self {
+    pub(crate) fn new(store: Store, backoff: Backoff, stuck: StuckPolicy) -> Self {
         Completer {
             store,
             pending: Vec::new(),
             in_flight: false,
             failures: 0,
             backoff,
+            stuck,
             waiters: Vec::new(),
-            log: LogLimiter::new(Duration::from_secs(5)),
+            received: 0,
             written: 0,
-            fenced: 0,
+            acks: Vec::new(),
+            deciding: 0,
+            log: LogLimiter::new(Duration::from_secs(5)),
+        }
+    }
+
+    fn add(&mut self, rows: impl IntoIterator<Item = OutcomeRow>, ctx: &mut Context<Self>) {
+        let before = self.pending.len();
+        self.pending.extend(rows);
+        self.received += (self.pending.len() - before) as u64;
+        self.flush(ctx);
+    }
+
+    /// Answers the hand-back waiters whose rows are all within the first `upto` rows.
+    fn answer_acks(&mut self, upto: u64, written: bool) {
+        let mut i = 0;
+        while i < self.acks.len() {
+            if self.acks[i].0 <= upto {
+                let (_, tx) = self.acks.swap_remove(i);
+                let _ = tx.send(written);
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -70,6 +117,9 @@ impl Completer {
             return;
         }
         if self.pending.is_empty() {
+            if self.deciding > 0 {
+                return;
+            }
             for w in self.waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -89,15 +139,16 @@ impl Completer {
             match result {
                 Ok(applied) => {
                     act.failures = 0;
-                    act.written += applied.len() as u64;
+                    act.written += batch.len() as u64;
+                    act.answer_acks(act.written, true);
                     let fenced = batch.len() - applied.len();
                     if fenced > 0 {
-                        act.fenced += fenced as u64;
                         tracing::debug!(fenced, "outcomes fenced off: those runs had lost their lease");
                     }
                     act.flush(ctx);
                 }
                 Err(e) => {
+                    act.answer_acks(act.written + batch.len() as u64, false);
                     // Refused without reaching the database (the breaker is open and
                     // probing): checking again is free, so check often and write as soon
                     // as the database is back rather than after a long backoff. Only real
@@ -135,21 +186,55 @@ impl Actor for Completer {
     type Context = Context<Self>;
 }
 
-impl Handler<Outcome> for Completer {
-    type Result = ();
-
-    fn handle(&mut self, msg: Outcome, ctx: &mut Context<Self>) {
-        self.pending.push(msg.0);
-        self.flush(ctx);
-    }
-}
-
 impl Handler<Outcomes> for Completer {
     type Result = ();
 
     fn handle(&mut self, msg: Outcomes, ctx: &mut Context<Self>) {
-        self.pending.extend(msg.0);
-        self.flush(ctx);
+        self.add(msg.0, ctx);
+    }
+}
+
+impl Handler<HandBack> for Completer {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: HandBack, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.acks.push((self.received + msg.0.len() as u64, tx));
+        self.add(msg.0, ctx);
+        Box::pin(async move { rx.await.unwrap_or(false) })
+    }
+}
+
+impl Handler<WriteStuck> for Completer {
+    type Result = ();
+
+    fn handle(&mut self, msg: WriteStuck, ctx: &mut Context<Self>) {
+        let run = msg.0;
+        let store = self.store.clone();
+        let policy = self.stuck;
+        self.deciding += 1;
+        // Counted in the database, so the limit holds across processes and restarts.
+        async move { store.stuck_runs(run.key.job).await }
+            .into_actor(self)
+            .map(move |before, act, ctx| {
+                act.deciding -= 1;
+                let action = decide_stuck(
+                    before.unwrap_or(0),
+                    policy.limit,
+                    run.attempt,
+                    run.max_attempts,
+                    run.timeout,
+                    run.blocked_for,
+                    &policy.retry_backoff,
+                );
+                let row = OutcomeRow {
+                    id: run.key.job,
+                    token: run.key.token,
+                    action,
+                };
+                act.add([row], ctx);
+            })
+            .spawn(ctx);
     }
 }
 

@@ -1,5 +1,5 @@
 //! The Listener: a dedicated connection that LISTENs on the schema's channel and turns
-//! notifications into `JobsAvailable` hints for the supervisor.
+//! notifications into `JobsAvailable` hints for the supervisor (through a `Recipient`).
 //!
 //! bb8 cannot deliver notifications (it drives its connections itself and drops async
 //! messages), so the listener owns a plain tokio-postgres connection and reads
@@ -22,7 +22,7 @@ use actix::prelude::*;
 use futures_util::StreamExt;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use crate::actor::supervisor::JobSupervisor;
+use crate::actor::supervisor::inbox::{JobsAvailable, ListenerChanged};
 use crate::actor::LogLimiter;
 use crate::config::Settings;
 use crate::store::Store;
@@ -30,19 +30,10 @@ use crate::store::Store;
 /// At most one hint without a priority is forwarded per this interval.
 const BARE_HINT_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Work may be waiting; `priority` is the most urgent priority inserted, if known.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub(crate) struct JobsAvailable {
-    pub(crate) priority: Option<i16>,
-}
-
-/// The listener's connection came up (`up`) or went down (with the reason).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub(crate) struct ListenerChanged {
-    pub(crate) up: bool,
-    pub(crate) error: Option<String>,
+/// Where the listener reports: notifications, and its connection going up or down.
+pub(crate) struct ListenerReports {
+    pub(crate) available: Recipient<JobsAvailable>,
+    pub(crate) changed: Recipient<ListenerChanged>,
 }
 
 /// From the connection pump: a notification, or the end of the connection.
@@ -73,7 +64,7 @@ pub(crate) struct Listener {
     ping: Option<(u64, Instant)>,
     channel: String,
     settings: Arc<Settings>,
-    supervisor: Addr<JobSupervisor>,
+    reports: ListenerReports,
     client: Option<Arc<Client>>,
     /// Increases with every connection, so messages about an old one are ignored.
     epoch: u64,
@@ -92,7 +83,7 @@ impl Listener {
         store: Store,
         channel: String,
         settings: Arc<Settings>,
-        supervisor: Addr<JobSupervisor>,
+        reports: ListenerReports,
     ) -> Self {
         Listener {
             pg,
@@ -100,7 +91,7 @@ impl Listener {
             ping: None,
             channel,
             settings,
-            supervisor,
+            reports,
             client: None,
             epoch: 0,
             connecting: false,
@@ -175,7 +166,7 @@ impl Listener {
                     act.client = Some(Arc::new(client));
                     act.failures = 0;
                     tracing::info!(channel = %act.channel, "listener connected");
-                    act.supervisor.do_send(ListenerChanged {
+                    act.reports.changed.do_send(ListenerChanged {
                         up: true,
                         error: None,
                     });
@@ -198,7 +189,7 @@ impl Listener {
         if let Some(suppressed) = self.log.allow() {
             tracing::warn!(reason = %reason, suppressed, "listener down; lanes poll until it is back");
         }
-        self.supervisor.do_send(ListenerChanged {
+        self.reports.changed.do_send(ListenerChanged {
             up: false,
             error: Some(reason),
         });
@@ -341,7 +332,7 @@ impl Handler<Pumped> for Listener {
                     }
                     self.last_bare_hint = Some(Instant::now());
                 }
-                self.supervisor.do_send(JobsAvailable { priority });
+                self.reports.available.do_send(JobsAvailable { priority });
             }
             Pumped::Closed { epoch, reason } if epoch == self.epoch => self.lost(ctx, reason),
             _ => {}

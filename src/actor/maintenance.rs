@@ -1,15 +1,16 @@
 //! Maintenance: rescues jobs whose lease expired and prunes finished jobs past their
 //! retention. Every engine runs a pass on a jittered interval, but only the one that
 //! wins the schema's advisory lock does the work, so one process per cluster rescues at
-//! a time.
+//! a time. It also vacuums the job table when dead rows pile up, and, for an engine
+//! that started while the database was unavailable, checks the schema version until it
+//! can (no claims before that).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actor::listener::JobsAvailable;
-use crate::actor::supervisor::JobSupervisor;
+use crate::actor::supervisor::inbox::{SchemaVerified, WakeLanes};
 use crate::actor::LogLimiter;
 use crate::backoff::jittered;
 use crate::config::Settings;
@@ -21,29 +22,77 @@ const VACUUM_AFTER_DEAD_ROWS: i64 = 20_000;
 /// How often the dead-row count is checked (one cheap statistics query).
 const VACUUM_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Where maintenance reports: rescued jobs to wake lanes for, and, if the schema is not
+/// verified yet, where to say it is.
+pub(crate) struct MaintenanceReports {
+    pub(crate) wake: Recipient<WakeLanes>,
+    pub(crate) schema_verified: Option<Recipient<SchemaVerified>>,
+}
+
 pub(crate) struct Maintenance {
     store: Store,
     settings: Arc<Settings>,
-    supervisor: Addr<JobSupervisor>,
+    reports: MaintenanceReports,
     busy: bool,
     vacuuming: bool,
+    checking_schema: bool,
     log: LogLimiter,
 }
 
 impl Maintenance {
-    pub(crate) fn new(
-        store: Store,
-        settings: Arc<Settings>,
-        supervisor: Addr<JobSupervisor>,
-    ) -> Self {
+    pub(crate) fn new(store: Store, settings: Arc<Settings>, reports: MaintenanceReports) -> Self {
         Maintenance {
             store,
             settings,
-            supervisor,
+            reports,
             busy: false,
             vacuuming: false,
+            checking_schema: false,
             log: LogLimiter::new(Duration::from_secs(10)),
         }
+    }
+
+    /// Checks the schema version once the database is reachable, every fast poll
+    /// interval until it is verified (an engine started without a database claims
+    /// nothing before).
+    fn check_schema(&mut self, ctx: &mut Context<Self>) {
+        if self.reports.schema_verified.is_none() {
+            return;
+        }
+        if !self.checking_schema {
+            self.checking_schema = true;
+            let store = self.store.clone();
+            async move { store.schema_version().await }
+                .into_actor(self)
+                .map(|result, act, _| {
+                    act.checking_schema = false;
+                    match result {
+                        Ok(crate::migrate::SCHEMA_VERSION) => {
+                            tracing::info!("database reachable and schema verified; claiming");
+                            if let Some(to) = act.reports.schema_verified.take() {
+                                to.do_send(SchemaVerified);
+                            }
+                        }
+                        Ok(found) => {
+                            if let Some(suppressed) = act.log.allow() {
+                                tracing::error!(
+                                    found,
+                                    expected = crate::migrate::SCHEMA_VERSION,
+                                    suppressed,
+                                    "schema is not migrated to this pglane's version; not claiming"
+                                );
+                            }
+                        }
+                        Err(_) => {} // The store's breaker reports outages.
+                    }
+                })
+                .spawn(ctx);
+        }
+        let next = self
+            .settings
+            .poll_interval_without_listener
+            .min(self.settings.poll_interval);
+        ctx.run_later(jittered(next, 0.1), |act, ctx| act.check_schema(ctx));
     }
 
     /// Vacuums the job table when enough dead rows have piled up (see
@@ -108,7 +157,7 @@ impl Maintenance {
                                 failed = r.poisoned,
                                 "rescued jobs whose lease expired (their worker stopped)"
                             );
-                            act.supervisor.do_send(JobsAvailable { priority: None });
+                            act.reports.wake.do_send(WakeLanes { priority: None });
                         }
                         if r.pruned > 0 {
                             tracing::debug!(
@@ -135,6 +184,7 @@ impl Actor for Maintenance {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.check_schema(ctx);
         self.pass(ctx);
         self.vacuum(ctx);
     }

@@ -1,18 +1,20 @@
 //! The engine's actors. Each is thin: it turns messages into calls on the pure cores
-//! (lane accounting, outcome decisions, backoff) and the store.
+//! (the dispatch core, outcome decisions, backoff) and the store.
 //!
 //! ```text
-//!  app ── Enqueue / Pause / Resume / SetConcurrency / Stats / Shutdown ──▶ JobSupervisor
-//!  Listener ── JobsAvailable { priority hint } ──▶ JobSupervisor
-//!  JobSupervisor ── Claim { limit = free slots } ──▶ Claimer (one per lane)
-//!  JobSupervisor ── spawn ──▶ handler runtime ── JobFinished ──▶ JobSupervisor
-//!  JobSupervisor ── Outcome ──▶ Completer (group commit)
-//!  Maintenance: rescue expired leases, prune history (one process per schema at a time)
+//!  app / Engine ── Enqueue / Cancel / Retry / Pause / Resume / SetConcurrency / Stats / Shutdown ──▶ JobSupervisor
+//!  Listener ── JobsAvailable { priority hint } ──▶ JobSupervisor (dispatch core inside)
+//!  JobSupervisor ── Claim { limit = free slots, floor, token } ──▶ Claimer (one per lane) ── ClaimReturned ──▶ JobSupervisor
+//!  JobSupervisor ── spawn ──▶ executor (handler runtimes) ── RunsEnded ──▶ JobSupervisor
+//!  JobSupervisor ── Outcomes / HandBack / WriteStuck ──▶ Completer (group commit)
+//!  JobSupervisor ── Renew ──▶ Leases ── LeasesLost ──▶ JobSupervisor
+//!  Maintenance: rescue expired leases, prune, vacuum, schema check ── WakeLanes / SchemaVerified ──▶ JobSupervisor
 //! ```
 
 pub(crate) mod claimer;
 pub(crate) mod completer;
 pub(crate) mod executor;
+pub(crate) mod leases;
 pub(crate) mod listener;
 pub(crate) mod maintenance;
 pub(crate) mod supervisor;

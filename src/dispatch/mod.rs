@@ -41,7 +41,6 @@ use crate::lane::{LaneSpec, NotifyGate};
 pub(crate) use effects::{ClaimOrder, Effects, StuckRun, ThreadChange};
 pub(crate) use lanes::LaneState;
 pub(crate) use runs::{RunFacts, RunKey};
-pub(crate) use shutdown::ShutdownCounts;
 pub(crate) use threads::Threads;
 
 use runs::{Run, RunMap};

@@ -81,16 +81,12 @@ impl Hasher for KeyHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, Hash};
+    use std::hash::BuildHasher;
 
     #[test]
     fn keys_hash_apart() {
-        let h = |job, token| {
-            let b = BuildHasherDefault::<KeyHasher>::default();
-            let mut s = b.build_hasher();
-            RunKey { job, token }.hash(&mut s);
-            s.finish()
-        };
+        let h =
+            |job, token| BuildHasherDefault::<KeyHasher>::default().hash_one(RunKey { job, token });
         assert_ne!(h(1, 2), h(2, 1));
         assert_ne!(h(1, 7), h(2, 7));
         assert_eq!(h(5, 9), h(5, 9));

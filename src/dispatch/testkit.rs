@@ -248,7 +248,7 @@ impl Rig {
         w
     }
 
-    pub(super) fn grace_over(&mut self) -> ShutdownCounts {
+    pub(super) fn grace_over(&mut self) -> super::shutdown::ShutdownCounts {
         let counts = self.core.grace_over(&mut self.fx);
         self.collect();
         counts

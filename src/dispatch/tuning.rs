@@ -11,9 +11,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
         self.lanes[i].account.pause();
         // A paused lane will not claim: enqueues for it must wake other processes.
         self.gate.set(i, false);
-        if self.lanes[i].in_flight.is_none() {
-            return None;
-        }
+        self.lanes[i].in_flight?;
         let waiter = self.new_waiter();
         self.lanes[i].pause_waiters.push(waiter);
         Some(waiter)

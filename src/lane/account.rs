@@ -54,10 +54,6 @@ impl LaneAccount {
         self.paused || self.draining || self.free() == 0
     }
 
-    pub(crate) fn claim_in_flight(&self) -> bool {
-        self.reserved > 0
-    }
-
     /// Slots held by the claim in flight: how many jobs it asked for.
     pub(crate) fn reserved(&self) -> u32 {
         self.reserved

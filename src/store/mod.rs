@@ -8,6 +8,7 @@ mod copy;
 mod maintenance;
 mod pool;
 mod rows;
+mod stuck;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

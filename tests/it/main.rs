@@ -12,6 +12,7 @@ mod enqueue;
 mod faults;
 mod lifecycle;
 mod migrations;
+mod notifications;
 mod priority;
 mod shutdown;
 mod tuning;

@@ -1,9 +1,10 @@
 //! Misbehaving handlers: one panics, one sleeps (asynchronously) far past its timeout,
-//! one blocks its thread in a loop that never yields, far past its timeout. Each costs a
-//! failed attempt; their slots come back (the lane's running count drops to 0 while the
-//! blocking handler is still stuck), and ordinary jobs keep completing meanwhile.
+//! one blocks its thread far past its timeout. Each costs a failed attempt (causes
+//! `panic`, `timeout`, `stuck`); the first two give their slots back at once, the blocking
+//! one keeps only its own slot until its thread comes free (its thread is replaced
+//! meanwhile), and ordinary jobs keep completing in the other slots.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pglane::{Enqueue, Lane};
 
@@ -55,22 +56,30 @@ async fn panicking_hanging_and_blocking_handlers_give_their_slots_back() {
         "30 ordinary jobs done while a handler blocks its thread",
         all_done,
     );
-    let s = wait_stats(&engine, "every slot free", Duration::from_secs(2), |s| {
-        s.lanes[0].running == 0
-    })
+    let s = wait_stats(
+        &engine,
+        "only the stuck run holding a slot",
+        Duration::from_secs(2),
+        |s| s.lanes[0].running == 1 && s.lanes[0].stuck == 1,
+    )
     .await;
     assert_eq!(s.lanes[0].concurrency, 3);
+    assert_eq!(s.handlers.stuck_threads, 1, "{s:?}");
+    assert_eq!(
+        s.handlers.usable_threads, s.handlers.threads,
+        "the stuck thread is replaced: {s:?}"
+    );
     metric(
         "handlers",
-        "all 3 slots free again after the bad handlers started",
+        "2 of 3 slots free again after the bad handlers started",
         blocked_at.elapsed(),
     );
     assert!(
         blocked_at.elapsed() < block,
-        "the slots came back while the handler was still blocking"
+        "the other slots came back while the handler was still blocking"
     );
 
-    for (id, cause) in bad_ids.iter().zip(["panic", "timeout", "timeout"]) {
+    for (id, cause) in bad_ids.iter().zip(["panic", "timeout", "stuck"]) {
         db.wait_count(
             &format!("id = {id} AND state = 'failed'"),
             1,
@@ -82,10 +91,21 @@ async fn panicking_hanging_and_blocking_handlers_give_their_slots_back() {
         assert_eq!(errors[0]["cause"], cause, "{errors:?}");
     }
 
-    // After the blocking handler finally returns (its late outcome is ignored), the
-    // engine still runs work in every slot.
-    let after = Instant::now() + block;
-    tokio::time::sleep_until(after.into()).await;
+    // Once the blocking handler returns (its late outcome is ignored), its thread and
+    // its slot come back, and the engine runs work in every slot.
+    let s = wait_stats(
+        &engine,
+        "the stuck thread free again",
+        block + Duration::from_secs(3),
+        |s| s.lanes[0].running == 0 && s.handlers.stuck_threads == 0,
+    )
+    .await;
+    assert_eq!(s.lanes[0].stuck, 0);
+    metric(
+        "handlers",
+        "the blocked thread held its slot for (block 4 s)",
+        blocked_at.elapsed(),
+    );
     let more = (0..6).map(|i| Enqueue::new(Probe::new(format!("late{i}"))));
     engine.enqueue_many(more).await.unwrap();
     db.wait_count(

@@ -31,6 +31,7 @@ mod poison;
 mod pool_killed;
 mod read_only;
 mod restart;
+mod stuck;
 mod subscription_lost;
 mod worker_killed;
 mod worker_stopped;

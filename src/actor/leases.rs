@@ -1,0 +1,68 @@
+//! Leases: renews the leases of the runs the dispatch core says are due, and reports
+//! the ones found lost.
+//!
+//! A lease is renewed every third of its length, so two renewals can fail before it
+//! runs out. Only runs a handler thread has started are renewed: a claimed job that
+//! never got a thread is handed back, not held hostage under a renewed lease.
+
+use actix::prelude::*;
+
+use crate::actor::supervisor::inbox::LeasesLost;
+use crate::dispatch::RunKey;
+use crate::store::Store;
+
+/// Renew these runs' leases.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Renew(pub(crate) Vec<RunKey>);
+
+pub(crate) struct Leases {
+    store: Store,
+    lease_ms: f64,
+    lost: Recipient<LeasesLost>,
+}
+
+impl Leases {
+    pub(crate) fn new(store: Store, lease_ms: f64, lost: Recipient<LeasesLost>) -> Self {
+        Leases {
+            store,
+            lease_ms,
+            lost,
+        }
+    }
+}
+
+impl Actor for Leases {
+    type Context = Context<Self>;
+}
+
+impl Handler<Renew> for Leases {
+    type Result = ();
+
+    fn handle(&mut self, msg: Renew, ctx: &mut Context<Self>) {
+        let keys = msg.0;
+        if keys.is_empty() {
+            return;
+        }
+        let (ids, tokens): (Vec<i64>, Vec<i64>) = keys.iter().map(|k| (k.job, k.token)).unzip();
+        let store = self.store.clone();
+        let lease_ms = self.lease_ms;
+        async move { store.renew(&ids, &tokens, lease_ms).await }
+            .into_actor(self)
+            .map(move |kept, act, _| match kept {
+                Ok(kept) => {
+                    let lost: Vec<RunKey> = keys
+                        .into_iter()
+                        .filter(|k| !kept.contains(&k.job))
+                        .collect();
+                    if !lost.is_empty() {
+                        act.lost.do_send(LeasesLost(lost));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew leases; retrying next interval")
+                }
+            })
+            .spawn(ctx);
+    }
+}

@@ -1,0 +1,98 @@
+//! The supervisor's inbox handlers: each turns an event from a child into a core call
+//! and carries out the result.
+
+use std::time::{Instant, SystemTime};
+
+use actix::prelude::*;
+
+use super::inbox::{
+    ClaimReturned, JobsAvailable, LeasesLost, ListenerChanged, RunsEnded, SchemaVerified, WakeLanes,
+};
+use super::JobSupervisor;
+use crate::stats::ListenerMode;
+
+impl Handler<JobsAvailable> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobsAvailable, ctx: &mut Context<Self>) {
+        self.listener.last_notification = Some(SystemTime::now());
+        self.core.wake(msg.priority, &mut self.fx);
+        self.carry_out(ctx);
+    }
+}
+
+impl Handler<WakeLanes> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WakeLanes, ctx: &mut Context<Self>) {
+        self.core.wake(msg.priority, &mut self.fx);
+        self.carry_out(ctx);
+    }
+}
+
+impl Handler<ListenerChanged> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ListenerChanged, ctx: &mut Context<Self>) {
+        if msg.up {
+            self.listener.mode = ListenerMode::Notify;
+            self.listener.connects += 1;
+            // Catch up on anything enqueued while we were not listening.
+            self.core.wake(None, &mut self.fx);
+            self.carry_out(ctx);
+        } else {
+            self.listener.mode = ListenerMode::PollOnly;
+            self.listener.last_error = msg.error;
+        }
+    }
+}
+
+impl Handler<ClaimReturned> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClaimReturned, ctx: &mut Context<Self>) {
+        let result = msg.result.map_err(|_| ());
+        match Self::launcher(&self.runs, &self.settings) {
+            Some(mut launch) => self.core.claim_returned(
+                msg.lane,
+                msg.token,
+                result,
+                &mut launch,
+                Instant::now(),
+                &mut self.fx,
+            ),
+            None => return,
+        }
+        self.carry_out(ctx);
+    }
+}
+
+impl Handler<RunsEnded> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: RunsEnded, ctx: &mut Context<Self>) {
+        let Some(ended) = &self.runs.ended else {
+            return;
+        };
+        ended.take(&mut self.ended_buf);
+        self.core.runs_ended(self.ended_buf.drain(..), &mut self.fx);
+        self.carry_out(ctx);
+    }
+}
+
+impl Handler<LeasesLost> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeasesLost, _: &mut Context<Self>) {
+        self.core.leases_lost(msg.0);
+    }
+}
+
+impl Handler<SchemaVerified> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: SchemaVerified, ctx: &mut Context<Self>) {
+        self.core.enable_claims(&mut self.fx);
+        self.carry_out(ctx);
+    }
+}

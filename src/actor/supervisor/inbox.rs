@@ -1,0 +1,60 @@
+//! The supervisor's inbox: the events its children and the engine handle send it.
+//!
+//! Children hold `Recipient`s of exactly these messages, never the supervisor's address,
+//! so no child module depends on the supervisor and a test can stand in for it.
+
+use actix::Message;
+
+use crate::dispatch::{LaneId, RunKey};
+use crate::error::Result;
+use crate::store::ClaimedJob;
+
+/// A notification arrived on the listener's channel: work may be waiting at `priority`
+/// (the most urgent priority inserted), or anywhere if `None`. Counts as a notification
+/// in `stats().listener`.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct JobsAvailable {
+    pub(crate) priority: Option<i16>,
+}
+
+/// Jobs became due through this process (an enqueue, a retry, a rescue): wake the lanes
+/// that can take `priority` (all if `None`) without waiting for the NOTIFY round trip.
+/// Not a notification.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct WakeLanes {
+    pub(crate) priority: Option<i16>,
+}
+
+/// The listener's connection came up (`up`) or went down (with the reason).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub(crate) struct ListenerChanged {
+    pub(crate) up: bool,
+    pub(crate) error: Option<String>,
+}
+
+/// A lane's claim came back from the database.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ClaimReturned {
+    pub(crate) lane: LaneId,
+    pub(crate) token: i64,
+    pub(crate) result: Result<Vec<ClaimedJob>>,
+}
+
+/// Some runs ended: take them from the engine's `EndedRuns` queue.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct RunsEnded;
+
+/// A renewal found these runs' leases gone.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct LeasesLost(pub(crate) Vec<RunKey>);
+
+/// The schema was found at this pglane's version, after a start without a database.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct SchemaVerified;
