@@ -79,7 +79,7 @@ impl Engine {
     ///   `23505` and nothing is written. Use `enqueue_many` for jobs that may collide.
     /// - No ids are returned.
     /// - The whole load runs as one call under the engine's
-    ///   [`call_timeout`](EngineBuilder::call_timeout) (10 s by default, also enforced by
+    ///   [`call_timeout`](crate::EngineBuilder::call_timeout) (10 s by default, also enforced by
     ///   the server). That is about a million small jobs on a nearby database; split
     ///   bigger loads into several calls.
     pub async fn enqueue_copy<J: Job>(

@@ -12,6 +12,31 @@
 //! (every outcome is fenced by a lease token). NOTIFY is only a hint; the table is the
 //! truth.
 //!
+//! # Module map
+//!
+//! A job's way through the engine, module by module (internal modules are named for a
+//! maintainer; the public API is re-exported at the root):
+//!
+//! ```text
+//! actor::listener    LISTEN on the schema's channel; notifications become JobsAvailable hints
+//! actor::supervisor  the JobSupervisor shell: inbox (what children send), events, requests,
+//!                    shutdown turn messages into core calls; effects carries out the result
+//! dispatch           the pure dispatch core (no actix, no database): lanes and their slots,
+//!                    borrowing, the poison-pill rule, runs, timeouts, stuck threads,
+//!                    renewals, pause, shutdown; unit and property tested
+//! actor::claimer     one per lane: its claim request and the claim round trip
+//! actor::executor    the handler runtimes: runs a job, watches its polls, replaces a stuck thread
+//! actor::completer   outcomes (and hand-backs) written in batches
+//! actor::leases      lease renewal of started runs
+//! actor::maintenance rescue of expired leases, pruning, vacuum, the schema check
+//! store              the only place that runs SQL (statements in store/sql/*.sql)
+//!
+//! ops                enqueue, cancel, retry: one implementation for Engine and the messages
+//! commands           the messages applications send (Enqueue, Pause, Shutdown, …)
+//! engine, builder    the Engine handle, and its builder (settings in config)
+//! lane, enqueue, job, outcome, stats, validate, backoff, error, migrate, admin
+//! ```
+//!
 //! ```no_run
 //! use pglane::{Engine, Enqueue, Job, JobContext, JobError, Lane};
 //! use serde::{Deserialize, Serialize};
