@@ -111,12 +111,12 @@ impl JobSupervisor {
     pub(super) fn launcher<'a>(
         runs: &'a RunSetup,
         settings: &crate::config::Settings,
-    ) -> Option<Launch<'a>> {
-        Some(Launch {
+    ) -> Launch<'a> {
+        Launch {
             setup: runs,
-            ended: runs.ended.as_ref()?,
+            ended: &runs.ended,
             default_timeout: settings.job_timeout,
-        })
+        }
     }
 
     /// Timeouts, stuck threads, runs that never started, renewals; and retired handler
@@ -156,14 +156,13 @@ impl JobSupervisor {
                     .send(HandBack(rows))
                     .into_actor(self)
                     .map(|written, act, ctx| {
-                        if let Some(mut launch) = Self::launcher(&act.runs, &act.settings) {
-                            act.core.hand_back_written(
-                                written.unwrap_or(false),
-                                &mut launch,
-                                Instant::now(),
-                                &mut act.fx,
-                            );
-                        }
+                        let mut launch = Self::launcher(&act.runs, &act.settings);
+                        act.core.hand_back_written(
+                            written.unwrap_or(false),
+                            &mut launch,
+                            Instant::now(),
+                            &mut act.fx,
+                        );
                         act.carry_out(ctx);
                     })
                     .spawn(ctx);

@@ -52,17 +52,15 @@ impl Handler<ClaimReturned> for JobSupervisor {
 
     fn handle(&mut self, msg: ClaimReturned, ctx: &mut Context<Self>) {
         let result = msg.result.map_err(|_| ());
-        match Self::launcher(&self.runs, &self.settings) {
-            Some(mut launch) => self.core.claim_returned(
-                msg.lane,
-                msg.token,
-                result,
-                &mut launch,
-                Instant::now(),
-                &mut self.fx,
-            ),
-            None => return,
-        }
+        let mut launch = Self::launcher(&self.runs, &self.settings);
+        self.core.claim_returned(
+            msg.lane,
+            msg.token,
+            result,
+            &mut launch,
+            Instant::now(),
+            &mut self.fx,
+        );
         self.carry_out(ctx);
     }
 }
@@ -71,10 +69,7 @@ impl Handler<RunsEnded> for JobSupervisor {
     type Result = ();
 
     fn handle(&mut self, _: RunsEnded, ctx: &mut Context<Self>) {
-        let Some(ended) = &self.runs.ended else {
-            return;
-        };
-        ended.take(&mut self.ended_buf);
+        self.runs.ended.take(&mut self.ended_buf);
         self.core.runs_ended(self.ended_buf.drain(..), &mut self.fx);
         self.carry_out(ctx);
     }

@@ -67,8 +67,8 @@ struct RunSetup {
     handlers: Arc<HandlerPool>,
     /// The handler runtime new runs go to.
     target: Target,
-    /// Where runs report their end (created when the actor starts).
-    ended: Option<EndedRuns>,
+    /// Where runs report their end.
+    ended: EndedRuns,
 }
 
 /// The supervisor's children, started with it.
@@ -194,7 +194,7 @@ impl JobSupervisor {
                 data: p.data,
                 target: p.handlers.target(),
                 handlers: p.handlers,
-                ended: Some(EndedRuns::new(me.recipient())),
+                ended: EndedRuns::new(me.recipient()),
             },
             settings: p.settings,
             store: p.store,
