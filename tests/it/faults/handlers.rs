@@ -30,9 +30,17 @@ async fn panicking_hanging_and_blocking_handlers_give_their_slots_back() {
         Probe::behave("hang", Behave::SleepMs(60_000)),
         Probe::behave("block", Behave::BlockMs(block.as_millis() as u64)),
     ];
-    let bad = bad
-        .into_iter()
-        .map(|p| Enqueue::new(p).priority(0).max_attempts(1).timeout(timeout));
+    // The panicking job gets a long timeout: its panic hook (a backtrace printed under
+    // RUST_BACKTRACE on a loaded machine) can hold its thread inside that poll past a
+    // short timeout, which the engine rightly reports as a stuck thread.
+    let bad = bad.into_iter().map(|p| {
+        let t = if p.tag == "panic" {
+            Duration::from_secs(60)
+        } else {
+            timeout
+        };
+        Enqueue::new(p).priority(0).max_attempts(1).timeout(t)
+    });
     let bad_ids = engine.enqueue_many(bad).await.unwrap();
     let first = events.take(3, Duration::from_secs(5)).await;
     let blocked_at = first
