@@ -12,6 +12,7 @@ pub const NEEDS_SERVER_BINARIES: &str = "this test starts and breaks its own Pos
      server: it needs initdb and pg_ctl (Debian: postgresql-15)";
 
 /// Fails the test, saying why, unless PostgreSQL's server binaries are installed.
+#[track_caller]
 pub fn require_server_binaries() {
     if pglane::devdb::server_binaries().is_none() {
         panic!("{NEEDS_SERVER_BINARIES}");
