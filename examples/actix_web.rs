@@ -88,6 +88,8 @@ async fn stats(jobs: web::Data<Addr<JobSupervisor>>) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A throwaway PostgreSQL if needed (`pglane::devdb`, feature `test-util`, is on for
+    // pglane's own examples); an application reads its database URL from its config.
     let (url, _server) = pglane::devdb::database_url().await?;
     pglane::migrate(&url, SCHEMA).await?;
     let engine = Engine::builder(&url)

@@ -45,7 +45,8 @@ impl Job for SendEmail {
 
 #[actix::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Keep `_server` alive: it is the throwaway PostgreSQL, if one had to be started.
+    // Keep `_server` alive: it is the throwaway PostgreSQL, if one had to be started
+    // (`pglane::devdb` needs the `test-util` feature, on for pglane's own examples).
     let (url, _server) = pglane::devdb::database_url().await?;
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);

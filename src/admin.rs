@@ -4,7 +4,8 @@
 //! Each function takes any `tokio_postgres` client (a [`Client`](tokio_postgres::Client),
 //! a transaction, or a pooled connection) and the schema name, which is validated before
 //! it is put into any statement. The caller owns the connection and its timeouts (for
-//! example `SET statement_timeout`).
+//! example [`set_statement_timeout`]). The statements themselves live in the store, like
+//! every statement pglane runs.
 //!
 //! ```no_run
 //! # async fn f(client: &tokio_postgres::Client) -> pglane::Result<()> {
@@ -25,7 +26,7 @@ use tokio_postgres::GenericClient;
 use crate::error::{Error, Result};
 use crate::migrate::{channel_for, SCHEMA_VERSION};
 use crate::stats::StateCounts;
-use crate::store::render;
+use crate::store::operator;
 
 /// A job's state as operators see it: `available` jobs whose `run_at` is still ahead are
 /// reported as [`Scheduled`](JobState::Scheduled).
@@ -134,20 +135,14 @@ pub struct JobSummary {
     pub last_error: Option<String>,
 }
 
+/// The database the `pglane` tool (and pglane's examples, tests and benchmarks) use when
+/// `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
 /// Fails with [`Error::NotMigrated`] unless `schema` is at the version this build needs.
 pub async fn ensure_migrated<C: GenericClient>(client: &C, schema: &str) -> Result<()> {
-    let channel = channel_for(schema)?;
-    let sql = render(
-        include_str!("store/sql/schema_version.sql"),
-        schema,
-        &channel,
-    );
-    let found = match client.query_one(&sql, &[]).await {
-        Ok(row) => row.get::<_, i32>(0),
-        // undefined_table / invalid_schema_name: never migrated.
-        Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01") | Some("3F000")) => 0,
-        Err(e) => return Err(e.into()),
-    };
+    channel_for(schema)?;
+    let found = operator::schema_version(client, schema).await?;
     if found == SCHEMA_VERSION {
         Ok(())
     } else {
@@ -162,21 +157,24 @@ pub async fn ensure_migrated<C: GenericClient>(client: &C, schema: &str) -> Resu
 /// Jobs of every queue by state, sorted by queue. Reads the tables directly, so it works
 /// whether or not any engine is running.
 pub async fn queue_counts<C: GenericClient>(client: &C, schema: &str) -> Result<Vec<QueueCounts>> {
-    let channel = channel_for(schema)?;
-    let sql = render(include_str!("store/sql/queue_counts.sql"), schema, &channel);
+    channel_for(schema)?;
+    Ok(per_queue(operator::queue_counts(client, schema).await?))
+}
+
+/// Folds (queue, state) counts, sorted by queue, into one entry per queue.
+fn per_queue(rows: Vec<operator::QueueStateCount>) -> Vec<QueueCounts> {
     let mut out: Vec<QueueCounts> = Vec::new();
-    for row in client.query(&sql, &[]).await? {
-        let queue: String = row.try_get(0)?;
-        if out.last().map(|q| &q.queue) != Some(&queue) {
+    for row in rows {
+        if out.last().map(|q| &q.queue) != Some(&row.queue) {
             out.push(QueueCounts {
-                queue,
+                queue: row.queue,
                 ..Default::default()
             });
         }
         // INVARIANT: just pushed if it was empty.
         let q = out.last_mut().expect("a queue entry");
-        let n: i64 = row.try_get(2)?;
-        match row.try_get::<_, String>(1)?.parse() {
+        let n = row.jobs;
+        match row.state.parse() {
             Ok(JobState::Available) => q.states.available += n,
             Ok(JobState::Scheduled) => q.states.scheduled += n,
             Ok(JobState::Running) => q.states.running += n,
@@ -185,11 +183,11 @@ pub async fn queue_counts<C: GenericClient>(client: &C, schema: &str) -> Result<
             Ok(JobState::Cancelled) => q.states.cancelled += n,
             Err(_) => {}
         }
-        if let Some(s) = row.try_get::<_, Option<f64>>(3)? {
+        if let Some(s) = row.oldest_wait_s {
             q.oldest_wait = Some(Duration::from_secs_f64(s.max(0.0)));
         }
     }
-    Ok(out)
+    out
 }
 
 /// Up to `limit` jobs, newest first, live and finished alike; only those in `state` if
@@ -200,30 +198,27 @@ pub async fn list<C: GenericClient>(
     state: Option<JobState>,
     limit: i64,
 ) -> Result<Vec<JobSummary>> {
-    let channel = channel_for(schema)?;
-    let sql = render(include_str!("store/sql/list_jobs.sql"), schema, &channel);
+    channel_for(schema)?;
     let state = state.map(JobState::as_str);
-    let rows = client.query(&sql, &[&state, &limit.max(0)]).await?;
-    rows.iter()
-        .map(|r| {
-            let state: String = r.try_get(4)?;
-            Ok(JobSummary {
-                id: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                queue: r.try_get(2)?,
-                priority: r.try_get(3)?,
-                // The tables' CHECK constraints admit only known states; a hand-edited
-                // schema is reported as failed rather than panicking here.
-                state: state.parse().unwrap_or(JobState::Failed),
-                attempt: r.try_get(5)?,
-                max_attempts: r.try_get(6)?,
-                run_at: r.try_get(7)?,
-                created_at: r.try_get(8)?,
-                finished_at: r.try_get(9)?,
-                last_error: r.try_get(10)?,
-            })
+    let jobs = operator::list_jobs(client, schema, state, limit.max(0)).await?;
+    Ok(jobs
+        .into_iter()
+        .map(|j| JobSummary {
+            id: j.id,
+            kind: j.kind,
+            queue: j.queue,
+            priority: j.priority,
+            // The tables' CHECK constraints admit only known states; a hand-edited
+            // schema is reported as failed rather than panicking here.
+            state: j.state.parse().unwrap_or(JobState::Failed),
+            attempt: j.attempt,
+            max_attempts: j.max_attempts,
+            run_at: j.run_at,
+            created_at: j.created_at,
+            finished_at: j.finished_at,
+            last_error: j.last_error,
         })
-        .collect()
+        .collect())
 }
 
 /// Puts a failed or cancelled job back to run now with fresh attempts (keeping its id and
@@ -231,26 +226,15 @@ pub async fn list<C: GenericClient>(
 /// [`Engine::retry`](crate::Engine::retry), without an engine.
 pub async fn retry<C: GenericClient>(client: &C, schema: &str, id: i64) -> Result<bool> {
     let channel = channel_for(schema)?;
-    let sql = render(
-        include_str!("store/sql/retry_finished.sql"),
-        schema,
-        &channel,
-    );
-    let found = !client.query(&sql, &[&id]).await?.is_empty();
-    if found {
-        let notify = render(include_str!("store/sql/notify.sql"), schema, &channel);
-        client.query(&notify, &[]).await?;
-    }
-    Ok(found)
+    operator::retry_finished(client, schema, &channel, id).await
 }
 
 /// Cancels a job that has not started yet. Returns whether it was cancelled (`false` if
 /// it is running, finished, or unknown). Same as [`Engine::cancel`](crate::Engine::cancel),
 /// without an engine.
 pub async fn cancel<C: GenericClient>(client: &C, schema: &str, id: i64) -> Result<bool> {
-    let channel = channel_for(schema)?;
-    let sql = render(include_str!("store/sql/cancel.sql"), schema, &channel);
-    Ok(!client.query(&sql, &[&id]).await?.is_empty())
+    channel_for(schema)?;
+    operator::cancel(client, schema, id).await
 }
 
 /// Deletes finished jobs (completed, failed and cancelled) that finished more than
@@ -261,18 +245,15 @@ pub async fn prune<C: GenericClient>(
     schema: &str,
     older_than: Duration,
 ) -> Result<u64> {
-    const BATCH: i64 = 5000;
-    let channel = channel_for(schema)?;
-    let sql = render(include_str!("store/sql/prune.sql"), schema, &channel);
-    let secs = older_than.as_secs_f64();
-    let mut total = 0;
-    loop {
-        let n = client.execute(&sql, &[&secs, &secs, &BATCH]).await?;
-        total += n;
-        if n < BATCH as u64 {
-            return Ok(total);
-        }
-    }
+    channel_for(schema)?;
+    operator::prune(client, schema, older_than).await
+}
+
+/// Bounds every later statement on `client`'s session by `timeout` (rounded up to whole
+/// milliseconds; zero turns the limit off), so a stuck server or a lock wait cannot hang
+/// an operator's command. Lasts for the session, like `SET statement_timeout`.
+pub async fn set_statement_timeout<C: GenericClient>(client: &C, timeout: Duration) -> Result<()> {
+    operator::set_statement_timeout(client, timeout).await
 }
 
 #[cfg(test)]
@@ -290,14 +271,34 @@ mod tests {
     }
 
     #[test]
-    fn statements_render_without_markers() {
-        for sql in [
-            include_str!("store/sql/queue_counts.sql"),
-            include_str!("store/sql/list_jobs.sql"),
-            include_str!("store/sql/notify.sql"),
-        ] {
-            let r = render(sql, "s1", "s1_jobs");
-            assert!(!r.contains("TEMPLATE") && !r.contains("{{"), "{r}");
-        }
+    fn counts_fold_into_one_entry_per_queue() {
+        let row =
+            |queue: &str, state: &str, jobs: i64, wait: Option<f64>| operator::QueueStateCount {
+                queue: queue.into(),
+                state: state.into(),
+                jobs,
+                oldest_wait_s: wait,
+            };
+        let queues = per_queue(vec![
+            row("a", "available", 3, Some(2.5)),
+            row("a", "completed", 7, None),
+            row("a", "scheduled", 1, None),
+            row("b", "failed", 2, None),
+            row("b", "running", 4, Some(-0.1)),
+        ]);
+        assert_eq!(queues.len(), 2);
+        assert_eq!(queues[0].queue, "a");
+        assert_eq!(
+            (
+                queues[0].states.available,
+                queues[0].states.completed,
+                queues[0].states.scheduled
+            ),
+            (3, 7, 1)
+        );
+        assert_eq!(queues[0].oldest_wait, Some(Duration::from_millis(2500)));
+        assert_eq!((queues[1].states.failed, queues[1].states.running), (2, 4));
+        // A clock step can make the wait negative: shown as zero, never a panic.
+        assert_eq!(queues[1].oldest_wait, Some(Duration::ZERO));
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actor::executor::HandlerPool;
-use crate::actor::listener::DropSubscription;
 use crate::actor::supervisor::JobSupervisor;
 use crate::commands::{
     validate_many, Enqueue, Pause, Resume, SetConcurrency, Shutdown, ShutdownReport, Stats,
@@ -137,12 +136,13 @@ impl Engine {
         self.supervisor.send(Stats).await?
     }
 
-    /// Fault-injection hook, **not part of the API**: silently drops the listener's
-    /// subscription (`UNLISTEN *` on its own session, which no other session can do),
-    /// so tests can check that the health check notices. Returns whether the listener
-    /// was connected.
-    #[doc(hidden)]
+    /// Fault-injection hook for tests (feature `test-util`): silently drops the
+    /// listener's subscription (`UNLISTEN *` on its own session, which no other session
+    /// can do), so tests can check that the health check notices. Returns whether the
+    /// listener was connected.
+    #[cfg(feature = "test-util")]
     pub async fn drop_subscription_silently(&self) -> Result<bool> {
+        use crate::actor::listener::DropSubscription;
         Ok(self.supervisor.send(DropSubscription).await?)
     }
 

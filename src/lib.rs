@@ -70,13 +70,15 @@
 mod actor;
 pub mod admin;
 mod backoff;
-/// Internals exposed for the `hot_paths` micro-benchmark. **Not part of the stable
-/// API**: may change or disappear in any release.
+/// Internals exposed for the `hot_paths` micro-benchmark (feature `bench`). **Not part
+/// of the stable API**: may change or disappear in any release.
+#[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench_api;
 mod builder;
 mod commands;
 mod config;
+#[cfg(feature = "test-util")]
 pub mod devdb;
 mod dispatch;
 mod engine;

@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 
 use crate::config::IntoPgConfig;
 use crate::error::{Error, Result};
-use crate::store::render;
+use crate::store::migration;
 use crate::validate;
 
 /// One migration: its version, name and SQL (with template markers).
@@ -60,31 +60,9 @@ pub async fn migrate(database: impl IntoPgConfig, schema: &str) -> Result<Vec<i3
 pub async fn migrate_with(client: &mut Client, schema: &str) -> Result<Vec<i32>> {
     let channel = channel_for(schema)?;
     let tx = client.transaction().await?;
-    // Serialise migrators of this schema. Taken before CREATE SCHEMA IF NOT EXISTS,
-    // which itself races (a unique violation on pg_namespace) when run concurrently.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext($1))",
-        &[&format!("pglane:migrate:{schema}")],
-    )
-    .await?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-         CREATE TABLE IF NOT EXISTS \"{schema}\".pglane_migrations (
-             version    integer     PRIMARY KEY,
-             name       text        NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         );"
-    ))
-    .await?;
-    let applied: Vec<i32> = tx
-        .query(
-            &format!("SELECT version FROM \"{schema}\".pglane_migrations"),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    migration::lock(&tx, schema).await?;
+    migration::create_record(&tx, schema).await?;
+    let applied = migration::applied(&tx, schema).await?;
     if let Some(newest) = applied.iter().max().filter(|v| **v > SCHEMA_VERSION) {
         return Err(Error::InvalidConfig(format!(
             "schema `{schema}` is at version {newest}, newer than this pglane ({SCHEMA_VERSION}): upgrade pglane"
@@ -92,12 +70,7 @@ pub async fn migrate_with(client: &mut Client, schema: &str) -> Result<Vec<i32>>
     }
     let mut done = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        tx.batch_execute(&render(m.sql, schema, &channel)).await?;
-        tx.execute(
-            &format!("INSERT INTO \"{schema}\".pglane_migrations (version, name) VALUES ($1, $2)"),
-            &[&m.version, &m.name],
-        )
-        .await?;
+        migration::apply(&tx, schema, &channel, m.version, m.name, m.sql).await?;
         tracing::info!(
             schema,
             version = m.version,
@@ -132,10 +105,16 @@ mod tests {
     }
 
     #[test]
-    fn rendered_migration_has_no_markers_left() {
-        let sql = render(MIGRATIONS[0].sql, "s1", "s1_jobs");
-        assert!(!sql.contains("TEMPLATE") && !sql.contains("{{"));
-        assert!(sql.contains("CREATE TABLE \"s1\".jobs"));
-        assert!(sql.contains("pg_notify('s1_jobs'"));
+    fn rendered_migrations_have_no_markers_left() {
+        for m in MIGRATIONS {
+            let sql = crate::store::render(m.sql, "s1", "s1_jobs");
+            assert!(
+                !sql.contains("TEMPLATE") && !sql.contains("{{"),
+                "{}",
+                m.name
+            );
+        }
+        let first = crate::store::render(MIGRATIONS[0].sql, "s1", "s1_jobs");
+        assert!(first.contains("\"s1\".jobs") && first.contains("'s1_jobs'"));
     }
 }

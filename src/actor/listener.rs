@@ -120,7 +120,7 @@ impl Listener {
         let epoch = self.epoch;
         let pg = self.pg.clone();
         let me = ctx.address();
-        let listen = format!("LISTEN \"{}\"", self.channel);
+        let channel = self.channel.clone();
         let timeout = self.settings.connect_timeout + self.settings.call_timeout;
         let work = async move {
             let (client, mut connection) = pg.connect(NoTls).await.map_err(|e| e.to_string())?;
@@ -143,8 +143,7 @@ impl Listener {
                 };
                 me.do_send(Pumped::Closed { epoch, reason });
             });
-            client
-                .batch_execute(&listen)
+            crate::store::listen::listen(&client, &channel)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>(client)
@@ -209,18 +208,13 @@ impl Listener {
         let channel = self.channel.clone();
         let timeout = self.settings.call_timeout;
         async move {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&channel];
-            let query = client.query_one(
-                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', \
-                 EXISTS (SELECT 1 FROM pg_listening_channels() AS c WHERE c = $1)",
-                &params,
-            );
+            let query = crate::store::listen::listener_health(&client, &channel);
             match tokio::time::timeout(timeout, query).await {
                 Err(_) => Err(format!("health check took longer than {timeout:?}")),
                 Ok(Err(e)) => Err(format!("health check failed: {e}")),
-                Ok(Ok(row)) => {
-                    let (recovery, read_only, listening): (bool, bool, bool) =
-                        (row.get(0), row.get(1), row.get(2));
+                Ok(Ok(health)) => {
+                    let (recovery, read_only, listening) =
+                        (health.in_recovery, health.read_only, health.listening);
                     if recovery || read_only {
                         Err("server is not writable (in recovery or read-only)".to_string())
                     } else if !listening {
@@ -365,7 +359,7 @@ impl Handler<DropSubscription> for Listener {
         let client = self.client.clone();
         Box::pin(async move {
             match client {
-                Some(c) => c.batch_execute("UNLISTEN *").await.is_ok(),
+                Some(c) => crate::store::listen::unlisten_all(&c).await.is_ok(),
                 None => false,
             }
         })

@@ -13,8 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
-use pglane::admin::{self, JobState, JobSummary, QueueCounts};
-use pglane::devdb::DEFAULT_DATABASE_URL;
+use pglane::admin::{self, JobState, JobSummary, QueueCounts, DEFAULT_DATABASE_URL};
 use pglane::IntoPgConfig;
 use tokio_postgres::{Client, NoTls};
 
@@ -140,9 +139,7 @@ async fn connect(url: &str, statement_timeout_s: u64) -> pglane::Result<Client> 
             eprintln!("pglane: connection error: {e}");
         }
     });
-    client
-        .batch_execute(&format!("SET statement_timeout = '{statement_timeout_s}s'"))
-        .await?;
+    admin::set_statement_timeout(&client, Duration::from_secs(statement_timeout_s)).await?;
     Ok(client)
 }
 

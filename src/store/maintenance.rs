@@ -1,7 +1,7 @@
 //! Maintenance statements: rescuing expired leases, pruning history, vacuuming the live
 //! table. Part of the store (the only place that runs SQL), split out by responsibility.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Conn, MaintenanceReport, Store};
 use crate::error::{Error, Result};
@@ -30,9 +30,9 @@ impl Store {
             if dead < min_dead {
                 return Ok(false);
             }
-            let vacuum = format!("VACUUM (SKIP_LOCKED) \"{}\".jobs", self.inner.schema);
+            let vacuum = &self.inner.sql.vacuum;
             conn.set_suspect(true);
-            conn.batch_execute(&vacuum).await?;
+            conn.batch_execute(vacuum).await?;
             conn.set_suspect(false);
             Ok(true)
         };
@@ -96,7 +96,7 @@ impl Store {
         let prune_budget = self.inner.call_timeout / 4;
         let lock_key = format!("pglane:maintenance:{}", self.inner.schema);
         let leader: bool = conn
-            .query_once("SELECT pg_try_advisory_lock(hashtext($1))", &[&lock_key])
+            .query_once(&self.inner.sql.maintenance_lock, &[&lock_key])
             .await?[0]
             .get(0);
         let mut report = MaintenanceReport {
@@ -113,27 +113,18 @@ impl Store {
             report.rescued = r[0].get(0);
             report.poisoned = r[0].get(1);
         }
-        let (c, f) = (
-            completed_retention.as_secs_f64(),
-            failed_retention.as_secs_f64(),
-        );
-        let started = Instant::now();
-        loop {
-            // Unnamed statement on purpose: a custom plan per call uses the BRIN index
-            // and primary key, where the generic plan hash-joined the whole history
-            // (measured 0.9 s per batch on 3M rows). Suspect until the unlock below
-            // succeeds: abandoned mid-batch, the connection must not go back to the pool.
-            conn.set_suspect(true);
-            let n = conn
-                .client_mut()
-                .execute(&self.inner.sql.prune, &[&c, &f, &BATCH])
-                .await?;
-            report.pruned += n;
-            if n < BATCH as u64 || started.elapsed() >= prune_budget {
-                break;
-            }
-        }
-        conn.query_once("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
+        // Suspect until the unlock below succeeds: abandoned mid-batch, the connection
+        // must not go back to the pool.
+        conn.set_suspect(true);
+        report.pruned = super::prune::prune_finished(
+            &**conn,
+            &self.inner.sql.prune,
+            completed_retention,
+            failed_retention,
+            Some(prune_budget),
+        )
+        .await?;
+        conn.query_once(&self.inner.sql.maintenance_unlock, &[&lock_key])
             .await?;
         Ok(report)
     }

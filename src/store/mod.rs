@@ -1,12 +1,19 @@
 //! The only place that runs SQL. Each statement lives in its own file under `sql/`,
 //! rendered once per schema; the engine's hot statements are prepared once per pooled
-//! connection.
+//! connection. [`Store`] serves a running engine through its pool; the free functions of
+//! `listen`, `migration` and `operator` run on a connection the caller owns (the
+//! listener's own, a migration's transaction, an operator's client).
 
 mod breaker;
 pub(crate) mod classify;
 mod copy;
+pub(crate) mod listen;
 mod maintenance;
+pub(crate) mod migration;
+pub(crate) mod operator;
 mod pool;
+mod prune;
+mod render;
 mod rows;
 mod stuck;
 
@@ -22,6 +29,7 @@ use breaker::{Breaker, Transition};
 
 pub(crate) use pool::Stmt;
 pub use pool::{Conn, Manager, Pool};
+pub(crate) use render::render;
 pub(crate) use rows::{ClaimRequest, ClaimedJob, LiveRow, OutcomeRow};
 
 use crate::backoff::Backoff;
@@ -31,14 +39,6 @@ use crate::error::{Error, Result};
 /// Locks a mutex whose data stays consistent even if a holder panicked.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Renders a statement for a schema: `/* TEMPLATE: schema */` becomes `"schema".`, and
-/// `{{channel}}` the NOTIFY channel. Both names are validated identifiers, so they need
-/// no further escaping inside double or single quotes.
-pub(crate) fn render(sql: &str, schema: &str, channel: &str) -> String {
-    sql.replace("/* TEMPLATE: schema */", &format!("\"{schema}\"."))
-        .replace("{{channel}}", channel)
 }
 
 /// The statements, rendered for one schema.
@@ -56,6 +56,10 @@ pub(crate) struct Sql {
     pub(crate) cancel: String,
     pub(crate) retry_finished: String,
     pub(crate) dead_rows: String,
+    pub(crate) self_notify: String,
+    pub(crate) maintenance_lock: String,
+    pub(crate) maintenance_unlock: String,
+    pub(crate) vacuum: String,
 }
 
 impl Sql {
@@ -75,6 +79,10 @@ impl Sql {
             cancel: r(include_str!("sql/cancel.sql")),
             retry_finished: r(include_str!("sql/retry_finished.sql")),
             dead_rows: r(include_str!("sql/dead_rows.sql")),
+            self_notify: r(include_str!("sql/self_notify.sql")),
+            maintenance_lock: r(include_str!("sql/maintenance_lock.sql")),
+            maintenance_unlock: r(include_str!("sql/maintenance_unlock.sql")),
+            vacuum: r(include_str!("sql/vacuum_jobs.sql")),
         }
     }
 }
@@ -258,8 +266,11 @@ impl Store {
     pub(crate) async fn notify(&self, payload: &str) -> Result<()> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            conn.query_once("SELECT pg_notify($1, $2)", &[&self.inner.channel, &payload])
-                .await?;
+            conn.query_once(
+                &self.inner.sql.self_notify,
+                &[&self.inner.channel, &payload],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -298,14 +309,8 @@ impl Store {
     pub(crate) async fn schema_version(&self) -> Result<i32> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            match conn.query_once(&self.inner.sql.schema_version, &[]).await {
-                Ok(rows) => Ok(rows[0].get::<_, i32>(0)),
-                // undefined_table / invalid_schema_name: never migrated.
-                Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01") | Some("3F000")) => {
-                    Ok(0)
-                }
-                Err(e) => Err(e.into()),
-            }
+            let rows = conn.query_once(&self.inner.sql.schema_version, &[]).await;
+            operator::version_found(rows)
         })
         .await
     }

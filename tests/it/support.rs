@@ -401,3 +401,30 @@ pub fn render_sql(sql: &str, schema: &str) -> String {
 }
 
 pub type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+/// A command that runs this test binary again as a helper process (a job worker to
+/// kill, a process to interrupt), running only the test `entry` (its path within the
+/// binary, e.g. `faults::worker_process::fault_worker_process`), which acts as the
+/// helper when it finds `role_var` in its environment and passes at once otherwise.
+///
+/// Re-executing the test binary needs nothing built besides it, so it works however
+/// the tests were built and run: `cargo test`, `cargo test --all-targets`, a `--test it`
+/// filter, `cargo nextest run` (whose binaries are libtest binaries too).
+pub fn helper_process(entry: &str, role_var: &str, role: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1"])
+        .env(role_var, role);
+    cmd
+}
+
+/// The path of test function `name` in module `module` (`module_path!()` there), as
+/// libtest names it: without the crate's name.
+pub fn test_path(module: &str, name: &str) -> String {
+    let module = module.split_once("::").map_or("", |(_, rest)| rest);
+    if module.is_empty() {
+        name.to_string()
+    } else {
+        format!("{module}::{name}")
+    }
+}

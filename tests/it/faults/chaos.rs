@@ -12,7 +12,6 @@ const WORKERS: usize = 4;
 
 #[actix_rt::test]
 async fn four_workers_drain_20k_jobs_under_random_backend_kills() {
-    worker_exe();
     let seed = std::env::var("FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

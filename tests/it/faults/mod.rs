@@ -12,18 +12,20 @@
 //!
 //! Tools here: [`Work`] (an in-process job that records every execution in a [`Tally`]),
 //! [`Feeder`] (a steady enqueue stream that survives outages), [`Worker`] (a child
-//! process running `examples/fault_worker`), a ledger table for those children, and
-//! helpers to find and kill backends.
+//! process: this test binary run again as a job worker, see `worker_process.rs`), a
+//! ledger table for those children, and helpers to find and kill backends.
 
 #![allow(dead_code)]
 
 mod checks;
 mod load;
 mod servers;
+mod worker_process;
 mod workers;
 
 mod bad_input;
 mod chaos;
+mod devdb_signals;
 mod failover;
 mod handlers;
 mod listener_killed;

@@ -12,7 +12,6 @@ const MAX_RESCUES: i32 = 3;
 
 #[actix_rt::test]
 async fn poison_pill_is_failed_after_max_rescues_and_the_rest_completes() {
-    worker_exe();
     let db = TestDb::new().await;
     create_ledger(&db.client, &db.schema).await;
     let poison: i64 = db

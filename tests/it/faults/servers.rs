@@ -6,8 +6,22 @@ use std::time::{Duration, Instant, SystemTime};
 use pglane::devdb::TempPostgres;
 use tokio_postgres::{Client, NoTls};
 
+/// What a test that needs its own server says when PostgreSQL's server binaries are
+/// missing: `DATABASE_URL` cannot stand in for them.
+pub const NEEDS_SERVER_BINARIES: &str = "this test starts and breaks its own PostgreSQL \
+     server: it needs initdb and pg_ctl (Debian: postgresql-15)";
+
+/// Fails the test, saying why, unless PostgreSQL's server binaries are installed.
+#[track_caller]
+pub fn require_server_binaries() {
+    if pglane::devdb::server_binaries().is_none() {
+        panic!("{NEEDS_SERVER_BINARIES}");
+    }
+}
+
 /// Starts a private server (off the async thread: initdb takes a while).
 pub async fn private_server(extra_conf: &[&str]) -> TempPostgres {
+    require_server_binaries();
     let extra: Vec<String> = extra_conf.iter().map(|s| s.to_string()).collect();
     blocking(move || {
         let refs: Vec<&str> = extra.iter().map(String::as_str).collect();

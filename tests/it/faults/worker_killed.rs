@@ -22,7 +22,6 @@ pub fn spec(db: &TestDb, name: &str, mode: &str, concurrency: u32) -> WorkerSpec
 
 #[actix_rt::test]
 async fn killed_worker_job_is_rerun_by_the_survivor_and_completed_once() {
-    worker_exe();
     let db = TestDb::new().await;
     create_ledger(&db.client, &db.schema).await;
     let a_name = worker_id("killed-a");

@@ -11,7 +11,6 @@ use crate::support::*;
 
 #[actix_rt::test]
 async fn frozen_worker_outcome_is_fenced_off_after_another_completes() {
-    worker_exe();
     let db = TestDb::new().await;
     create_ledger(&db.client, &db.schema).await;
     let a_name = worker_id("frozen-a");

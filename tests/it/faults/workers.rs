@@ -1,14 +1,17 @@
-//! Worker processes (`examples/fault_worker`) and the ledger they write every
-//! execution to.
+//! Worker processes (this test binary run again as a worker: see `worker_process.rs`)
+//! and the ledger they write every execution to.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
+
+use super::worker_process::{self, READY, WORKER_ROLE};
+use crate::support::helper_process;
 
 /// Creates the ledger the worker processes write every execution to.
 pub async fn create_ledger(client: &Client, schema: &str) {
@@ -73,26 +76,8 @@ pub async fn ledger_executions(client: &Client, schema: &str) -> HashMap<i64, u3
         .collect()
 }
 
-/// The worker binary, built by `cargo test` next to the test binary.
-pub fn worker_exe() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/fault_worker
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join("fault_worker"))
-        .expect("target directory");
-    assert!(
-        path.exists(),
-        "{} is missing: it is built by a plain `cargo test`; with a filter such as \
-         `--test it`, run `cargo build --example fault_worker` first",
-        path.display()
-    );
-    path
-}
-
-/// How to start a worker process.
-#[derive(Debug, Clone)]
+/// How to start a worker process (handed to it as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerSpec {
     pub url: String,
     pub schema: String,
@@ -105,7 +90,7 @@ pub struct WorkerSpec {
     pub max_rescues: i32,
 }
 
-/// A running `fault_worker` child. Killed (SIGKILL) on drop; its log is printed if the
+/// A running worker process. Killed (SIGKILL) on drop; its log is printed if the
 /// test is failing.
 pub struct Worker {
     pub spec: WorkerSpec,
@@ -125,29 +110,21 @@ impl Worker {
 
     /// Starts a worker without waiting for it.
     pub fn spawn(spec: &WorkerSpec) -> Worker {
-        let mut child = Command::new(worker_exe())
-            .args([
-                &spec.url,
-                &spec.schema,
-                &spec.name,
-                &spec.lease_ms.to_string(),
-                &spec.poll_ms.to_string(),
-                &spec.concurrency.to_string(),
-                &spec.mode,
-                &spec.max_rescues.to_string(),
-            ])
+        let spec_json = serde_json::to_string(spec).expect("a worker spec");
+        let mut child = helper_process(&worker_process::entry(), WORKER_ROLE, &spec_json)
             .env("RUST_LOG", "pglane=debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn fault_worker");
+            .expect("spawn a worker process");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().expect("stdout");
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.trim() == "ready" {
+                // libtest may print on the same line ("test … ready").
+                if line.contains(READY) {
                     let _ = ready_tx.send(());
                 }
             }

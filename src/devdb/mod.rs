@@ -1,21 +1,29 @@
-//! A throwaway PostgreSQL server for demos, tests and fault injection.
+//! A throwaway PostgreSQL server for demos, tests and fault injection (feature
+//! `test-util`).
 //!
 //! [`database_url`] answers the URL to use: `DATABASE_URL` if set, else the local
 //! default, else, when nothing answers there but PostgreSQL's server binaries are
 //! installed, a private server started in a temporary directory for the life of the
 //! process. [`TempPostgres`] is that server; fault tests also use it directly to stop,
 //! restart and reconfigure a server without disturbing anyone else.
+//!
+//! A throwaway server never outlives its process: it is stopped and its directory
+//! deleted when it is dropped, on Ctrl-C and SIGTERM (the first server started installs
+//! a handler that cleans up, then lets the signal end the process), and, through a small
+//! guard process, when the process is killed or exits without dropping it.
+
+mod cleanup;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-/// The database used when `DATABASE_URL` is not set.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub use crate::admin::DEFAULT_DATABASE_URL;
 
 /// A PostgreSQL server in a temporary directory, on its own port, stopped and deleted on
-/// drop. As root, the server runs as the `postgres` user (initdb refuses root).
+/// drop (and when the process is interrupted or killed: see the [module](self) docs). As
+/// root, the server runs as the `postgres` user (initdb refuses root).
 #[derive(Debug)]
 pub struct TempPostgres {
     dir: PathBuf,
@@ -34,20 +42,13 @@ impl TempPostgres {
     /// Creates a data directory without starting it; `extra_conf` lines are appended to
     /// `postgresql.conf`.
     pub fn init(extra_conf: &[&str]) -> Result<Self, String> {
-        let bin = find_bin_dir().ok_or_else(|| {
-            "PostgreSQL server binaries not found: install PostgreSQL (Debian/Ubuntu: \
-             `apt-get install postgresql`) or set DATABASE_URL"
+        let bin = server_binaries().ok_or_else(|| {
+            "PostgreSQL server binaries not found: no `initdb` on the PATH or under \
+             /usr/lib/postgresql/*/bin (Debian/Ubuntu: `apt-get install postgresql`)"
                 .to_string()
         })?;
-        let dir = std::env::temp_dir().join(format!(
-            "pglane-pg-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let port = free_port()?;
-        let pg = TempPostgres { dir, bin, port };
-        pg.chown()?;
+        let pg = Self::create(bin)?;
+        let port = pg.port;
         pg.run(
             "initdb",
             &[
@@ -81,20 +82,25 @@ impl TempPostgres {
     /// A server whose data directory is a base backup of `primary`, configured as its
     /// streaming standby (`pg_basebackup -R`), not yet started.
     pub fn standby_of(primary: &TempPostgres) -> Result<Self, String> {
+        let pg = Self::create(primary.bin.clone())?;
+        pg.base_backup_of(primary)?;
+        Ok(pg)
+    }
+
+    /// An empty server directory on a free port, registered for cleanup at once, so
+    /// that from here on every way out (an error below, a drop, a signal, the process
+    /// ending) deletes it.
+    fn create(bin: PathBuf) -> Result<Self, String> {
+        let port = free_port()?;
         let dir = std::env::temp_dir().join(format!(
             "pglane-pg-{}-{}",
             std::process::id(),
             fastrand::u64(..)
         ));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let port = free_port()?;
-        let pg = TempPostgres {
-            dir,
-            bin: primary.bin.clone(),
-            port,
-        };
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let pg = TempPostgres { dir, bin, port };
+        cleanup::register(&pg.dir, pg.command_line("pg_ctl", &pg.stop_args()));
         pg.chown()?;
-        pg.base_backup_of(primary)?;
         Ok(pg)
     }
 
@@ -214,38 +220,60 @@ impl TempPostgres {
 
     /// Runs a server binary, as `postgres` when we are root.
     fn run(&self, program: &str, args: &[&str]) -> Result<Output, String> {
-        let exe = self.bin.join(program);
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        cmd.args(args).current_dir(&self.dir);
-        let out = cmd
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let line = self.command_line(program, &args);
+        let out = Command::new(&line[0])
+            .args(&line[1..])
+            .current_dir(&self.dir)
             .output()
-            .map_err(|e| format!("running {}: {e}", exe.display()))?;
+            .map_err(|e| format!("running {}: {e}", self.bin.join(program).display()))?;
         check(program, out)
+    }
+
+    /// The command line that runs a server binary: through `runuser -u postgres` when
+    /// we are root (initdb refuses root, and the files must belong to `postgres`).
+    fn command_line(&self, program: &str, args: &[String]) -> Vec<String> {
+        let exe = self.bin.join(program).display().to_string();
+        let mut line = if is_root() {
+            vec![
+                "runuser".into(),
+                "-u".into(),
+                "postgres".into(),
+                "--".into(),
+                exe,
+            ]
+        } else {
+            vec![exe]
+        };
+        line.extend(args.iter().cloned());
+        line
+    }
+
+    /// `pg_ctl` arguments that stop the server at once, without a shutdown checkpoint:
+    /// a throwaway server's data is not worth the wait.
+    fn stop_args(&self) -> Vec<String> {
+        [
+            "-D",
+            &self.data(),
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "20",
+            "stop",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 }
 
 impl Drop for TempPostgres {
     fn drop(&mut self) {
-        let _ = self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data(),
-                "-m",
-                "immediate",
-                "-w",
-                "-t",
-                "20",
-                "stop",
-            ],
-        );
+        let args = self.stop_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = self.run("pg_ctl", &args);
         let _ = std::fs::remove_dir_all(&self.dir);
+        cleanup::forget(&self.dir);
     }
 }
 
@@ -275,8 +303,10 @@ fn free_port() -> Result<u16, String> {
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-/// `initdb`'s directory: on the PATH, else the newest `/usr/lib/postgresql/*/bin`.
-fn find_bin_dir() -> Option<PathBuf> {
+/// The directory of PostgreSQL's server binaries (`initdb`, `pg_ctl`, `pg_basebackup`),
+/// which [`TempPostgres`] needs: `initdb`'s directory on the `PATH`, else the newest
+/// `/usr/lib/postgresql/*/bin`. `None` when they are not installed.
+pub fn server_binaries() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join("initdb");

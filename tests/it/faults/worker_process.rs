@@ -1,18 +1,43 @@
-//! A worker process for pglane's fault-injection tests (tests/it/faults): the tests
-//! start several, then kill, stop and restart them while they drain a queue.
+//! The worker process of the fault tests: this test binary, run again with
+//! [`WORKER_ROLE`] set (see [`Worker`](super::Worker) and
+//! [`helper_process`](crate::support::helper_process)). The tests start several, then
+//! kill, stop and restart them while they drain a queue.
 //!
-//! Run: `cargo run --example fault_worker -- URL SCHEMA NAME LEASE_MS POLL_MS CONCURRENCY
-//! MODE [MAX_RESCUES]`, MODE being `normal` (2 ms per job), `sleep:MS`, or `poison-abort`
-//! (like `normal`, but a job with `"poison": true` aborts the process). The schema must be
-//! migrated and hold a `ledger` table (see `tests/it/faults/mod.rs`): every run inserts
-//! a row when it starts and sets `finished_at` when it ends, so tests count executions
-//! and completions apart. Prints `ready` once listening; exits cleanly when stdin closes.
+//! A worker runs one engine on the spec's schema, which must be migrated and hold a
+//! `ledger` table ([`create_ledger`](super::create_ledger)): every run inserts a row when
+//! it starts and sets `finished_at` when it ends, so tests count executions and
+//! completions apart. It prints [`READY`] once listening and shuts down cleanly when its
+//! stdin closes. Its mode: `normal` (2 ms per job), `sleep:MS`, or `poison-abort` (like
+//! `normal`, but a job with `"poison": true` aborts the process).
 
 use std::io::BufRead;
 use std::time::Duration;
 
 use pglane::{Engine, Job, JobContext, JobError, Lane, ListenerMode};
 use serde::{Deserialize, Serialize};
+
+use super::WorkerSpec;
+
+/// The environment variable that makes the entry test a worker: the spec, as JSON.
+pub const WORKER_ROLE: &str = "PGLANE_FAULT_WORKER";
+
+/// What a worker prints once its listener is subscribed.
+pub const READY: &str = "pglane fault worker ready";
+
+/// The libtest path of [`fault_worker_process`].
+pub fn entry() -> String {
+    crate::support::test_path(module_path!(), "fault_worker_process")
+}
+
+/// Not a test: the worker process's `main`. Passes at once in a normal test run.
+#[test]
+fn fault_worker_process() {
+    let Ok(spec) = std::env::var(WORKER_ROLE) else {
+        return;
+    };
+    let spec: WorkerSpec = serde_json::from_str(&spec).expect("a worker spec in JSON");
+    run(spec);
+}
 
 /// The test job: what it does is decided by the worker's mode and the `poison` flag.
 #[derive(Serialize, Deserialize)]
@@ -85,50 +110,39 @@ async fn ledger(
     Err(JobError::retry(format!("ledger write failed: {last}")))
 }
 
-fn main() {
+fn run(spec: WorkerSpec) {
     tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "pglane=info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 7 {
-        eprintln!(
-            "usage: fault_worker URL SCHEMA NAME LEASE_MS POLL_MS CONCURRENCY MODE [MAX_RESCUES]"
-        );
-        std::process::exit(2);
-    }
-    let num = |i: usize| -> u64 { args[i].parse().expect("a number") };
-    let mode = match args[6].as_str() {
+    let mode = match spec.mode.as_str() {
         "normal" => Mode::Sleep(2),
         "poison-abort" => Mode::PoisonAbort,
         other => Mode::Sleep(
             other
                 .strip_prefix("sleep:")
-                .expect("a mode")
-                .parse()
-                .unwrap(),
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or_else(|| panic!("unknown worker mode {other:?}")),
         ),
     };
-    let lease = Duration::from_millis(num(3));
-    let poll = Duration::from_millis(num(4));
+    let lease = Duration::from_millis(spec.lease_ms);
+    let poll = Duration::from_millis(spec.poll_ms);
     let me = Me {
-        process: format!("{}/{}", args[2], std::process::id()),
+        process: format!("{}/{}", spec.name, std::process::id()),
         mode,
-        ledger: format!("\"{}\".ledger", args[1]),
+        ledger: format!("\"{}\".ledger", spec.schema),
     };
-    let concurrency = num(5) as u32;
-    let max_rescues = args.get(7).map_or(5, |s| s.parse().expect("a number"));
     actix::System::new().block_on(async move {
-        let engine = Engine::builder(args[0].as_str())
-            .schema(args[1].clone())
-            .worker_id(args[2].clone())
-            .lane(Lane::new("default").concurrency(concurrency))
+        let engine = Engine::builder(spec.url.as_str())
+            .schema(spec.schema.clone())
+            .worker_id(spec.name.clone())
+            .lane(Lane::new("default").concurrency(spec.concurrency))
             .register::<FaultJob>()
             .data(me)
             .lease(lease)
             .call_timeout(lease / 2)
             .maintenance_interval(lease / 4)
-            .max_rescues(max_rescues)
+            .max_rescues(spec.max_rescues)
             .poll_interval(poll)
             .poll_interval_without_listener(poll / 2)
             .listener_health_interval(Duration::from_secs(1))
@@ -138,7 +152,7 @@ fn main() {
         while !matches!(engine.stats().await, Ok(s) if s.listener.mode == ListenerMode::Notify) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        println!("ready");
+        println!("{READY}");
         // Run until the test closes our stdin (or kills us).
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {

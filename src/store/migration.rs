@@ -1,0 +1,52 @@
+//! Statements of a migration run, on the migrating transaction (see
+//! [`migrate_with`](crate::migrate_with), which holds the list of migrations and the
+//! order of the steps). The migrations themselves live in `migrations/`, rendered for the
+//! schema like every other statement.
+
+use tokio_postgres::GenericClient;
+
+use super::render;
+use crate::error::Result;
+
+/// Waits for the schema's migration lock, held until `tx` ends.
+pub(crate) async fn lock<C: GenericClient>(tx: &C, schema: &str) -> Result<()> {
+    let key = format!("pglane:migrate:{schema}");
+    tx.execute(include_str!("sql/migration_lock.sql"), &[&key])
+        .await?;
+    Ok(())
+}
+
+/// Creates the schema and its migration record if missing.
+pub(crate) async fn create_record<C: GenericClient>(tx: &C, schema: &str) -> Result<()> {
+    for sql in [
+        include_str!("sql/create_schema.sql"),
+        include_str!("sql/migrations_table.sql"),
+    ] {
+        tx.batch_execute(&render(sql, schema, "")).await?;
+    }
+    Ok(())
+}
+
+/// The versions already applied to the schema.
+pub(crate) async fn applied<C: GenericClient>(tx: &C, schema: &str) -> Result<Vec<i32>> {
+    let sql = render(include_str!("sql/applied_migrations.sql"), schema, "");
+    let rows = tx.query(&sql, &[]).await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+/// Applies one migration (`sql`, with template markers) and records it as applied.
+pub(crate) async fn apply<C: GenericClient>(
+    tx: &C,
+    schema: &str,
+    channel: &str,
+    version: i32,
+    name: &str,
+    sql: &str,
+) -> Result<()> {
+    tx.batch_execute(&render(sql, schema, channel)).await?;
+    let record = render(include_str!("sql/record_migration.sql"), schema, channel);
+    tx.execute(&record, &[&version, &name]).await?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Operators' statements, on any client the caller owns (a `Client`, a transaction, a
+//! pooled connection): what [`admin`](crate::admin) and the `pglane` tool run, without an
+//! engine. The caller validates the schema name and owns the connection's timeouts.
+//!
+//! Rows come back as plain records; `admin` turns them into its public types.
+
+use std::time::{Duration, SystemTime};
+
+use tokio_postgres::{GenericClient, Row};
+
+use super::prune::prune_finished;
+use super::render;
+use crate::error::Result;
+
+/// One queue's jobs in one state (`queue_counts.sql`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QueueStateCount {
+    pub(crate) queue: String,
+    /// A lower-case state name; `scheduled` for available jobs not yet due.
+    pub(crate) state: String,
+    pub(crate) jobs: i64,
+    /// Seconds the oldest due job has waited (live states only).
+    pub(crate) oldest_wait_s: Option<f64>,
+}
+
+/// One job as operators list it (`list_jobs.sql`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ListedJob {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) queue: String,
+    pub(crate) priority: i16,
+    /// A lower-case state name; `scheduled` for available jobs not yet due.
+    pub(crate) state: String,
+    pub(crate) attempt: i32,
+    pub(crate) max_attempts: i32,
+    pub(crate) run_at: SystemTime,
+    pub(crate) created_at: SystemTime,
+    pub(crate) finished_at: Option<SystemTime>,
+    pub(crate) last_error: Option<String>,
+}
+
+/// The schema's migration version from the answer to `schema_version.sql`: 0 when the
+/// schema or its migration record does not exist (never migrated).
+pub(crate) fn version_found(
+    answer: std::result::Result<Vec<Row>, tokio_postgres::Error>,
+) -> Result<i32> {
+    match answer {
+        Ok(rows) => match rows.first() {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Ok(0),
+        },
+        // undefined_table / invalid_schema_name: never migrated.
+        Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01") | Some("3F000")) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The schema's migration version (0 if it has never been migrated).
+pub(crate) async fn schema_version<C: GenericClient>(client: &C, schema: &str) -> Result<i32> {
+    let sql = render(include_str!("sql/schema_version.sql"), schema, "");
+    version_found(client.query(&sql, &[]).await)
+}
+
+/// Jobs of every queue by state, sorted by queue then state.
+pub(crate) async fn queue_counts<C: GenericClient>(
+    client: &C,
+    schema: &str,
+) -> Result<Vec<QueueStateCount>> {
+    let sql = render(include_str!("sql/queue_counts.sql"), schema, "");
+    let rows = client.query(&sql, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(QueueStateCount {
+                queue: r.try_get(0)?,
+                state: r.try_get(1)?,
+                jobs: r.try_get(2)?,
+                oldest_wait_s: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Up to `limit` jobs, newest first, only those in `state` if given.
+pub(crate) async fn list_jobs<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ListedJob>> {
+    let sql = render(include_str!("sql/list_jobs.sql"), schema, "");
+    let rows = client.query(&sql, &[&state, &limit]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ListedJob {
+                id: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                queue: r.try_get(2)?,
+                priority: r.try_get(3)?,
+                state: r.try_get(4)?,
+                attempt: r.try_get(5)?,
+                max_attempts: r.try_get(6)?,
+                run_at: r.try_get(7)?,
+                created_at: r.try_get(8)?,
+                finished_at: r.try_get(9)?,
+                last_error: r.try_get(10)?,
+            })
+        })
+        .collect()
+}
+
+/// Puts a failed or cancelled job back to run now and, if one was found, wakes every
+/// lane listening on `channel`. Returns whether it was found.
+pub(crate) async fn retry_finished<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    channel: &str,
+    id: i64,
+) -> Result<bool> {
+    let sql = render(include_str!("sql/retry_finished.sql"), schema, channel);
+    let found = !client.query(&sql, &[&id]).await?.is_empty();
+    if found {
+        let notify = render(include_str!("sql/notify.sql"), schema, channel);
+        client.query(&notify, &[]).await?;
+    }
+    Ok(found)
+}
+
+/// Cancels a job that has not started. Returns whether it was cancelled.
+pub(crate) async fn cancel<C: GenericClient>(client: &C, schema: &str, id: i64) -> Result<bool> {
+    let sql = render(include_str!("sql/cancel.sql"), schema, "");
+    Ok(!client.query(&sql, &[&id]).await?.is_empty())
+}
+
+/// Deletes every finished job that finished more than `older_than` ago, whatever its
+/// state. Returns how many were deleted.
+pub(crate) async fn prune<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    older_than: Duration,
+) -> Result<u64> {
+    let sql = render(include_str!("sql/prune.sql"), schema, "");
+    Ok(prune_finished(client, &sql, older_than, older_than, None).await?)
+}
+
+/// Sets the session's statement timeout: `timeout` rounded up to whole milliseconds,
+/// zero turning it off (as in PostgreSQL).
+pub(crate) async fn set_statement_timeout<C: GenericClient>(
+    client: &C,
+    timeout: Duration,
+) -> Result<()> {
+    let value = format!("{}ms", timeout_ms(timeout));
+    client
+        .query(include_str!("sql/statement_timeout.sql"), &[&value])
+        .await?;
+    Ok(())
+}
+
+/// `statement_timeout` in milliseconds: rounded up, so a tiny timeout never becomes 0
+/// (which PostgreSQL reads as "no timeout").
+fn timeout_ms(timeout: Duration) -> u128 {
+    let ms = timeout.as_millis();
+    if Duration::from_millis(ms as u64) < timeout {
+        ms + 1
+    } else {
+        ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_timeouts_round_up_to_milliseconds() {
+        assert_eq!(timeout_ms(Duration::ZERO), 0);
+        assert_eq!(timeout_ms(Duration::from_micros(1)), 1);
+        assert_eq!(timeout_ms(Duration::from_secs(60)), 60_000);
+        assert_eq!(timeout_ms(Duration::from_micros(1_500)), 2);
+    }
+}
