@@ -1,10 +1,14 @@
-//! The final checks: nothing lost, nothing completed twice, no attempt charged, and how
-//! soon work came back after a fault.
+//! The final checks: nothing lost, nothing completed twice, no attempt charged, how
+//! soon work came back after a fault, and what a standby held when its primary died.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use pglane::devdb::TempPostgres;
 use tokio_postgres::Client;
+
+use super::connect_retry;
+use crate::support::wait_for;
 
 /// How long after `since` (server clock) the `n`-th job *claimed* after it completed,
 /// if it has: the whole pipeline (claim, run, complete) works again.
@@ -131,4 +135,60 @@ pub async fn audit(
     }
     out.completed = finished.len();
     out
+}
+
+/// What the standby holds once it has replayed all the WAL it received from the stopped
+/// primary: exactly the state the new primary starts from when promoted.
+pub struct Replayed {
+    /// Live jobs and their state.
+    jobs: HashMap<i64, String>,
+    finished: HashSet<i64>,
+}
+
+impl Replayed {
+    /// Whether a run of job `id` on the old primary never reached the standby: the job
+    /// is available there (its claim was lost) or absent (its enqueue was lost too).
+    pub fn lost(&self, id: i64) -> bool {
+        !self.finished.contains(&id) && self.jobs.get(&id).is_none_or(|s| s == "available")
+    }
+}
+
+/// Reads the job tables of `standby` (its primary stopped, not yet promoted) once it
+/// has replayed everything it received: its WAL receiver has exited (flushing what it
+/// had on the way out), and replay has caught up with what was flushed.
+pub async fn replayed_at_stop(standby: &TempPostgres, schema: &str) -> Replayed {
+    let c = connect_retry(&standby.url(), Duration::from_secs(5)).await;
+    wait_for(
+        "the standby to replay all it received",
+        Duration::from_secs(10),
+        || {
+            let c = &c;
+            async move {
+                c.query_one(
+                    "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver) \
+                     AND coalesce(pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(), false)",
+                    &[],
+                )
+                .await
+                .map(|r| r.get::<_, bool>(0))
+                .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    let jobs = c
+        .query(&format!("SELECT id, state FROM \"{schema}\".jobs"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let finished = c
+        .query(&format!("SELECT id FROM \"{schema}\".jobs_finished"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Replayed { jobs, finished }
 }
