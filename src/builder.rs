@@ -286,7 +286,7 @@ impl EngineBuilder {
                     expected: SCHEMA_VERSION,
                 })
             }
-            Err(e) if e.is_topology_change() => {
+            Err(e) if e.is_topology_change() || e.is_resource_exhaustion() => {
                 tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");
                 false
             }
@@ -343,13 +343,10 @@ impl EngineBuilder {
     }
 }
 
+/// Both pools: at most `size` connections, idle ones closed after 30 s, the most
+/// recently used handed out first (see `store::pool::builder`).
 fn pool_builder(size: u32, s: &Settings) -> bb8::Builder<Manager> {
-    bb8::Pool::builder()
-        .max_size(size)
-        .connection_timeout(s.connect_timeout)
-        // Checked-out connections are not pinged: errors and the generation counter
-        // retire bad ones, and a ping per checkout would double the round trips.
-        .test_on_check_out(false)
+    crate::store::pool_builder(size, s.connect_timeout)
 }
 
 fn default_worker_id() -> String {

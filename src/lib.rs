@@ -76,7 +76,10 @@ pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
 pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
-pub use stats::{DatabaseStats, EngineStats, LaneStats, ListenerMode, ListenerStats, StateCounts};
+pub use stats::{
+    ConnectionStats, DatabaseStats, EngineStats, LaneStats, ListenerMode, ListenerStats,
+    StateCounts, StatementTimes,
+};
 pub use store::{Conn, Manager, Pool};
 pub use validate::Rejection;
 

@@ -5,9 +5,11 @@
 mod breaker;
 pub(crate) mod classify;
 mod copy;
+mod encoding;
 mod maintenance;
 mod pool;
 mod rows;
+mod timings;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +21,8 @@ use tokio_postgres::GenericClient;
 
 use breaker::{Breaker, Transition};
 
-pub(crate) use pool::Stmt;
+pub(crate) use encoding::require_utf8;
+pub(crate) use pool::{builder as pool_builder, ConnectFailure, Stmt};
 pub use pool::{Conn, Manager, Pool};
 pub(crate) use rows::{ClaimRequest, ClaimedJob, LiveRow, OutcomeRow};
 
@@ -32,11 +35,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Renders a statement for a schema: `/* TEMPLATE: schema */` becomes `"schema".`, and
-/// `{{channel}}` the NOTIFY channel. Both names are validated identifiers, so they need
+/// Renders a statement for a schema: `/* TEMPLATE: schema */` becomes `"schema".`,
+/// `{{channel}}` the NOTIFY channel, and limit markers such as `{{max_args_depth}}` the
+/// constants of [`crate::validate`]. Both names are validated identifiers, so they need
 /// no further escaping inside double or single quotes.
 pub(crate) fn render(sql: &str, schema: &str, channel: &str) -> String {
-    sql.replace("/* TEMPLATE: schema */", &format!("\"{schema}\"."))
+    crate::validate::sql_limits::render(sql)
+        .replace("/* TEMPLATE: schema */", &format!("\"{schema}\"."))
         .replace("{{channel}}", channel)
 }
 
@@ -100,7 +105,9 @@ struct Inner {
     /// The last outage: when the database came back, and how long it had been away.
     last_outage: Mutex<Option<(Instant, Duration)>>,
     /// Failed connection attempts of `pool` (see [`Manager::connect_failures`]).
-    connect_failures: watch::Receiver<String>,
+    connect_failures: watch::Receiver<ConnectFailure>,
+    /// Claim and outcome durations on `pool`'s connections.
+    timings: Arc<timings::Timings>,
 }
 
 /// Counts from one maintenance pass.
@@ -142,6 +149,7 @@ impl Store {
                 breaker: Mutex::new(Breaker::new(probe_backoff)),
                 last_outage: Mutex::new(None),
                 connect_failures,
+                timings: manager.timings(),
             }),
         }
     }
@@ -279,16 +287,33 @@ impl Store {
     /// Takes a connection, failing as soon as an attempt to open one fails: bb8 would
     /// wait out its connection timeout and then say only "timed out", which made every
     /// probe of an unreachable or read-only server slow and its reason useless.
+    ///
+    /// Except when the server refused for lack of resources (too many connections)
+    /// while this pool still holds connections: then one of ours comes back soon, and
+    /// waiting for it is how an engine keeps working under a connection limit.
     async fn checkout(&self) -> Result<bb8::PooledConnection<'_, Manager>> {
         let mut failures = self.inner.connect_failures.clone();
         failures.borrow_and_update();
-        tokio::select! {
-            got = self.inner.pool.get() => got.map_err(|e| match e {
-                bb8::RunError::User(e) => Error::Database(e),
-                bb8::RunError::TimedOut => Error::Pool("timed out waiting for a connection".into()),
-            }),
-            Ok(()) = failures.changed() => {
-                Err(Error::Pool(format!("could not connect: {}", *failures.borrow())))
+        let get = self.inner.pool.get();
+        tokio::pin!(get);
+        loop {
+            tokio::select! {
+                got = &mut get => return got.map_err(|e| match e {
+                    bb8::RunError::User(e) => Error::Database(e),
+                    bb8::RunError::TimedOut if failures.borrow().exhausted => {
+                        Error::Exhausted(format!("no connection free: {}", failures.borrow().reason))
+                    }
+                    bb8::RunError::TimedOut => Error::Pool("timed out waiting for a connection".into()),
+                }),
+                Ok(()) = failures.changed() => {
+                    let failure = failures.borrow_and_update().clone();
+                    if !failure.exhausted {
+                        return Err(Error::Pool(format!("could not connect: {}", failure.reason)));
+                    }
+                    if self.inner.pool.state().connections == 0 {
+                        return Err(Error::Exhausted(format!("could not connect: {}", failure.reason)));
+                    }
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod concurrency;
+mod connection_limit;
 mod core;
 mod enqueue;
 mod faults;
@@ -15,3 +16,4 @@ mod migrations;
 mod priority;
 mod shutdown;
 mod tuning;
+mod two_doors;

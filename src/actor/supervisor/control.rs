@@ -135,8 +135,12 @@ impl Handler<Stats> for JobSupervisor {
                 schema_verified: self.schema_verified,
             },
             started: self.started_total,
+            connections: self
+                .store
+                .connection_stats(self.listener.mode == crate::stats::ListenerMode::Notify),
             ..Default::default()
         };
+        (out.claim_times, out.outcome_times) = self.store.statement_times();
         let lanes = self.lane_config.clone();
         let kinds = self.kinds.clone();
         let store = self.store.clone();
