@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::job::{DataMap, Job, Registration, Registry};
 use crate::lane::{validate_lanes, Lane};
 use crate::migrate::{channel_for, SCHEMA_VERSION};
-use crate::store::{ClaimRequest, Manager, Store};
+use crate::store::{ClaimRequest, Manager, Store, HANDLER_CONNECTION_WAIT};
 
 /// Configures and starts an [`Engine`]. Every setter names its default.
 pub struct EngineBuilder {
@@ -261,12 +261,14 @@ impl EngineBuilder {
             .build_unchecked(engine_manager.clone());
         // Handlers' pool keeps bb8's retries: a handler waiting for a connection gets
         // one as soon as the database is back.
+        let app_manager = Manager::new(app_pg, generation);
         let app_pool = pool_builder(settings.pool_size, &settings)
-            .build_unchecked(Manager::new(app_pg, generation));
+            .connection_timeout(HANDLER_CONNECTION_WAIT.max(settings.connect_timeout))
+            .build_unchecked(app_manager.clone());
         let store = Store::new(
             engine_pool,
             &engine_manager,
-            Some(app_pool.clone()),
+            Some((app_pool.clone(), &app_manager)),
             &settings.schema,
             &channel,
             settings.call_timeout,

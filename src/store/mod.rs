@@ -9,6 +9,7 @@ mod encoding;
 mod maintenance;
 mod pool;
 mod rows;
+mod shortage;
 mod timings;
 
 use std::future::Future;
@@ -25,6 +26,8 @@ pub(crate) use encoding::require_utf8;
 pub(crate) use pool::{builder as pool_builder, ConnectFailure, Stmt};
 pub use pool::{Conn, Manager, Pool};
 pub(crate) use rows::{ClaimRequest, ClaimedJob, LiveRow, OutcomeRow};
+use shortage::Shortage;
+pub(crate) use shortage::HANDLER_CONNECTION_WAIT;
 
 use crate::backoff::Backoff;
 use crate::enqueue::NewJob;
@@ -60,6 +63,7 @@ pub(crate) struct Sql {
     pub(crate) cancel: String,
     pub(crate) retry_finished: String,
     pub(crate) dead_rows: String,
+    pub(crate) server_connections: String,
 }
 
 impl Sql {
@@ -79,6 +83,7 @@ impl Sql {
             cancel: r(include_str!("sql/cancel.sql")),
             retry_finished: r(include_str!("sql/retry_finished.sql")),
             dead_rows: r(include_str!("sql/dead_rows.sql")),
+            server_connections: r(include_str!("sql/server_connections.sql")),
         }
     }
 }
@@ -93,6 +98,8 @@ struct Inner {
     pool: Pool,
     /// The handlers' pool: not used by the store, but retired with it.
     app_pool: Option<Pool>,
+    /// Refusals of the handlers' pool (gates claims; see `shortage`).
+    app_shortage: Option<Shortage>,
     schema: String,
     channel: String,
     sql: Sql,
@@ -108,6 +115,8 @@ struct Inner {
     connect_failures: watch::Receiver<ConnectFailure>,
     /// Claim and outcome durations on `pool`'s connections.
     timings: Arc<timings::Timings>,
+    /// Refusals of `pool`, and sightings of a full server (see `shortage`).
+    shortage: Shortage,
 }
 
 /// Counts from one maintenance pass.
@@ -126,7 +135,7 @@ impl Store {
     pub(crate) fn new(
         pool: Pool,
         manager: &Manager,
-        app_pool: Option<Pool>,
+        app_pool: Option<(Pool, &Manager)>,
         schema: &str,
         channel: &str,
         call_timeout: Duration,
@@ -135,10 +144,14 @@ impl Store {
         let generation = manager.generation();
         let connect_failures = manager.connect_failures();
         let (recycled, _) = watch::channel(generation.load(Ordering::Acquire));
-        Store {
+        let managers: Vec<&Manager> = std::iter::once(manager)
+            .chain(app_pool.as_ref().map(|(_, m)| *m))
+            .collect();
+        let store = Store {
             inner: Arc::new(Inner {
                 pool,
-                app_pool,
+                app_shortage: app_pool.as_ref().map(|(_, m)| m.shortage()),
+                app_pool: app_pool.map(|(p, _)| p),
                 schema: schema.to_string(),
                 channel: channel.to_string(),
                 sql: Sql::new(schema, channel),
@@ -150,8 +163,11 @@ impl Store {
                 last_outage: Mutex::new(None),
                 connect_failures,
                 timings: manager.timings(),
+                shortage: manager.shortage(),
             }),
-        }
+        };
+        shortage::react_to_refusals(&store, &managers);
+        store
     }
 
     /// Changes whenever pooled connections are retired (a topology change).
@@ -300,7 +316,9 @@ impl Store {
             tokio::select! {
                 got = &mut get => return got.map_err(|e| match e {
                     bb8::RunError::User(e) => Error::Database(e),
-                    bb8::RunError::TimedOut if failures.borrow().exhausted => {
+                    // Short of connections, the pool is held at one (see
+                    // `Manager::paced`): waiting for it is not an outage either.
+                    bb8::RunError::TimedOut if failures.borrow().exhausted || self.short_of_connections() => {
                         Error::Exhausted(format!("no connection free: {}", failures.borrow().reason))
                     }
                     bb8::RunError::TimedOut => Error::Pool("timed out waiting for a connection".into()),
@@ -407,6 +425,8 @@ impl Store {
 
     /// Claims up to `req.limit` jobs as a lease; sorted most urgent first.
     pub(crate) async fn claim(&self, req: &ClaimRequest) -> Result<Vec<ClaimedJob>> {
+        self.shed_idle_when_short();
+        self.handlers_can_connect().await?;
         self.timed(async {
             let mut conn = self.conn().await?;
             let limit = i64::from(req.limit);

@@ -3,25 +3,24 @@
 //! topology change (failover, read-only flip, restart).
 //!
 //! A server out of connection slots (SQLSTATE 53300, or any class 53 resource) is not a
-//! topology change: the manager remembers the refusal and paces its next attempts with
-//! a backoff, so a pool that cannot grow makes one attempt per interval instead of one
-//! per checkout (each refused attempt costs the server a process start), and the store
-//! keeps using the connections it already has.
+//! topology change: the manager reports the refusal to its [`Shortage`], which paces
+//! its next attempts and holds the pool at one connection while it lasts (see
+//! `store::shortage`).
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bb8_postgres::PostgresConnectionManager;
 use tokio::sync::watch;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
+use super::shortage::Shortage;
 use super::timings::Timings;
 use super::Store;
-use crate::backoff::Backoff;
-use crate::stats::{ConnectionStats, StatementTimes};
+use crate::stats::ConnectionStats;
 
 /// How long a pooled connection may sit idle before the pool closes it. Pools hand out
 /// the most recently used connection first, so an engine that polls keeps one warm
@@ -32,14 +31,6 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the pools look for idle connections to close.
 pub(crate) const REAPER_RATE: Duration = Duration::from_secs(5);
-
-/// Pacing of connection attempts after the server refused one for lack of resources:
-/// one attempt per pool per interval, 100 ms doubling to 2 s, ±30%.
-const EXHAUSTED_BACKOFF: Backoff = Backoff {
-    base: Duration::from_millis(100),
-    max: Duration::from_secs(2),
-    jitter: 0.3,
-};
 
 /// The pool type handed to handlers through [`JobContext::pool`](crate::JobContext::pool).
 /// `pool.get().await?` gives a connection that dereferences to a
@@ -66,6 +57,14 @@ pub struct Conn {
     statements: HashMap<Stmt, Statement>,
     /// Where claim and outcome durations are recorded (shared by the pool).
     timings: Arc<Timings>,
+    /// The pool's count of open connections, decremented when this one closes.
+    live: Arc<AtomicU32>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Deref for Conn {
@@ -150,13 +149,6 @@ pub(crate) struct ConnectFailure {
     pub(crate) refused: u64,
 }
 
-/// When the next connection attempt may be made, after refusals for lack of resources.
-#[derive(Debug, Default)]
-struct Pacing {
-    refusals: u32,
-    not_before: Option<Instant>,
-}
-
 /// bb8 manager: connects with tokio-postgres and stamps each connection with the
 /// current generation.
 #[derive(Clone)]
@@ -165,8 +157,11 @@ pub struct Manager {
     generation: Arc<AtomicU64>,
     /// The last connect error, published as it happens (see [`Manager::connect_failures`]).
     connect_failed: Arc<watch::Sender<ConnectFailure>>,
-    pacing: Arc<Mutex<Pacing>>,
+    /// Refusals for lack of resources: pacing, holding at one connection, reactions.
+    shortage: Shortage,
     timings: Arc<Timings>,
+    /// Connections of this manager open now.
+    live: Arc<AtomicU32>,
 }
 
 impl Manager {
@@ -175,9 +170,15 @@ impl Manager {
             inner: PostgresConnectionManager::new(config, NoTls),
             generation,
             connect_failed: Arc::new(watch::channel(ConnectFailure::default()).0),
-            pacing: Arc::default(),
+            shortage: Shortage::default(),
             timings: Arc::default(),
+            live: Arc::default(),
         }
+    }
+
+    /// This manager's view of running out of connections (shared, cheap to clone).
+    pub(crate) fn shortage(&self) -> Shortage {
+        self.shortage.clone()
     }
 
     /// Durations of the claims and outcome batches run on this manager's connections.
@@ -193,39 +194,24 @@ impl Manager {
         self.connect_failed.subscribe()
     }
 
-    /// Waits out the pacing after refusals for lack of resources, if any.
-    async fn paced(&self) {
-        let not_before = self
-            .pacing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .not_before;
-        if let Some(t) = not_before.filter(|t| *t > Instant::now()) {
-            tokio::time::sleep_until(t.into()).await;
-        }
-    }
-
-    /// Records how an attempt ended, for the pacing and for the store.
-    fn attempted(&self, result: Result<(), &tokio_postgres::Error>) {
-        let mut pacing = self.pacing.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(()) => *pacing = Pacing::default(),
-            Err(e) => {
-                let exhausted = e
-                    .code()
-                    .is_some_and(|c| super::classify::is_exhaustion_sqlstate(c.code()));
-                if exhausted {
-                    pacing.refusals = pacing.refusals.saturating_add(1);
-                    pacing.not_before =
-                        Some(Instant::now() + EXHAUSTED_BACKOFF.delay(pacing.refusals));
-                }
-                let refused = self.connect_failed.borrow().refused + u64::from(exhausted);
-                self.connect_failed.send_replace(ConnectFailure {
-                    reason: crate::error::describe(e),
-                    exhausted,
-                    refused,
-                });
-            }
+    /// Records how an attempt ended: a refusal for lack of resources goes to the
+    /// shortage, any failure is published to the store.
+    fn attempted(&self, result: std::result::Result<(), &tokio_postgres::Error>) {
+        let Err(e) = result else {
+            self.shortage.connected();
+            return;
+        };
+        let exhausted = e
+            .code()
+            .is_some_and(|c| super::classify::is_exhaustion_sqlstate(c.code()));
+        let refused = self.connect_failed.borrow().refused + u64::from(exhausted);
+        self.connect_failed.send_replace(ConnectFailure {
+            reason: crate::error::describe(e),
+            exhausted,
+            refused,
+        });
+        if exhausted {
+            self.shortage.refused();
         }
     }
 
@@ -248,7 +234,7 @@ impl bb8::ManageConnection for Manager {
     type Error = tokio_postgres::Error;
 
     async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
-        self.paced().await;
+        self.shortage.before_connect(&self.live).await;
         let generation = self.generation.load(Ordering::Acquire);
         let client = bb8::ManageConnection::connect(&self.inner).await;
         self.attempted(client.as_ref().map(|_| ()));
@@ -259,6 +245,10 @@ impl bb8::ManageConnection for Manager {
             suspect: false,
             statements: HashMap::new(),
             timings: self.timings.clone(),
+            live: {
+                self.live.fetch_add(1, Ordering::AcqRel);
+                self.live.clone()
+            },
         })
     }
 
@@ -318,11 +308,5 @@ impl Store {
             listener,
             refused: self.inner.connect_failures.borrow().refused,
         }
-    }
-
-    /// Claim and outcome-batch durations since start.
-    pub(crate) fn statement_times(&self) -> (StatementTimes, StatementTimes) {
-        let t = &self.inner.timings;
-        (t.claims.snapshot(), t.outcomes.snapshot())
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::Store;
 use crate::stats::StatementTimes;
 
 /// Buckets per doubling: 4 gives bucket bounds 19% apart.
@@ -85,6 +86,14 @@ impl Histogram {
 pub(crate) struct Timings {
     pub(crate) claims: Histogram,
     pub(crate) outcomes: Histogram,
+}
+
+impl Store {
+    /// Claim and outcome-batch durations since the engine started.
+    pub(crate) fn statement_times(&self) -> (StatementTimes, StatementTimes) {
+        let t = &self.inner.timings;
+        (t.claims.snapshot(), t.outcomes.snapshot())
+    }
 }
 
 #[cfg(test)]
