@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn a_full_server_holds_without_pacing() {
         let s = Shortage::default();
-        let mut changes = s.changed.subscribe();
+        let changes = s.changed.subscribe();
         s.saw_server_full();
         assert!(s.recent() && !s.outstanding());
         assert!(changes.has_changed().unwrap());
