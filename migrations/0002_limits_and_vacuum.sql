@@ -7,6 +7,15 @@
 -- `pglane::validate` when the migration is applied: the Rust API and this function share
 -- one source of limits.
 
+-- VACUUM never truncates the job tables. Truncation takes an ACCESS EXCLUSIVE lock to
+-- give the empty pages at a table's end back to the operating system; on the live
+-- table, where claims and outcomes never stop and every claim writes new row versions
+-- at the end, it tried for seconds at a time (a 1M-job drain showed the maintenance
+-- VACUUM in phase VacuumTruncate for 3.2 s) and, whenever it got the lock, every claim
+-- and outcome waited behind it. The pages are reused by later jobs instead.
+ALTER TABLE /* TEMPLATE: schema */jobs SET (vacuum_truncate = false);
+ALTER TABLE /* TEMPLATE: schema */jobs_finished SET (vacuum_truncate = false);
+
 -- Enqueue from any client: psql, another service, a trigger.
 --   SELECT pglane.enqueue('send_email', '{"to": "a@b.c"}', priority => 5);
 -- Validates exactly like the Rust API (raising SQLSTATE 22023 with a `pglane:` message;
