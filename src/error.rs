@@ -157,6 +157,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn running_out_of_connections_is_not_an_outage() {
+        let e = Error::Exhausted("sorry, too many clients already".into());
+        assert!(e.is_resource_exhaustion());
+        assert!(
+            !e.is_topology_change(),
+            "a refusal must not retire connections"
+        );
+        let lost = Error::Pool("could not connect: connection refused".into());
+        assert!(lost.is_topology_change() && !lost.is_resource_exhaustion());
+        assert!(Error::UnsupportedEncoding {
+            database: "d".into(),
+            encoding: "SQL_ASCII".into()
+        }
+        .to_string()
+        .contains("UTF8"));
+    }
+
+    #[test]
     fn database_errors_show_their_cause() {
         let e = "host=h port=notaport"
             .parse::<tokio_postgres::Config>()

@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod connection_limit;
 mod core;
+mod encoding;
 mod enqueue;
 mod faults;
 mod lifecycle;

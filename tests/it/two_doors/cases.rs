@@ -1,81 +1,15 @@
-//! One table of enqueue cases, run through both doors: the Rust API (`Engine::enqueue`)
-//! and the SQL function (`SELECT schema.enqueue(…)`). The doors must agree on every
-//! case: both accept it and store the same row, or both reject it and write nothing.
-//! Every limit of `pglane::validate` is covered at and just past its bound.
-//!
-//! A few inputs exist at one door only (an SQL interval can be negative, a Rust
-//! `Duration` cannot; a Rust float can be infinite, a jsonb number cannot): those cases
-//! say what the other door's nearest input is, or run at one door alone.
+//! The table of cases: every limit of `pglane::validate`, at and just past its bound,
+//! plus inputs only SQL can express.
 
 use std::time::{Duration, SystemTime};
 
-use pglane::validate::{
-    MAX_ARGS_BYTES, MAX_ARGS_DEPTH, MAX_KIND_BYTES, MAX_SCHEDULE_AHEAD, MAX_UNIQUE_KEY_BYTES,
-};
-use pglane::{Engine, Enqueue, Error, Job, JobContext, JobError, JobOptions};
-use serde::{Deserialize, Serialize};
+use pglane::validate::{MAX_ARGS_BYTES, MAX_ARGS_DEPTH, MAX_SCHEDULE_AHEAD, MAX_UNIQUE_KEY_BYTES};
 use serde_json::{json, Value};
 
-use crate::support::*;
-
-/// Job types that only carry args, one per kind the table needs (a kind is a constant
-/// of its type in Rust).
-macro_rules! raw_kinds {
-    ($($name:ident = $kind:expr;)*) => {$(
-        #[derive(Debug, Clone, Serialize, Deserialize)]
-        #[serde(transparent)]
-        struct $name(Value);
-        impl Job for $name {
-            const KIND: &'static str = $kind;
-            async fn run(self, _: JobContext) -> Result<(), JobError> {
-                Ok(())
-            }
-        }
-    )*};
-}
-
-const fn repeated<const N: usize>(b: u8) -> [u8; N] {
-    [b; N]
-}
-const K255_BYTES: [u8; MAX_KIND_BYTES] = repeated(b'k');
-const K256_BYTES: [u8; MAX_KIND_BYTES + 1] = repeated(b'k');
-const K255: &str = match std::str::from_utf8(&K255_BYTES) {
-    Ok(s) => s,
-    Err(_) => panic!("ASCII"),
-};
-const K256: &str = match std::str::from_utf8(&K256_BYTES) {
-    Ok(s) => s,
-    Err(_) => panic!("ASCII"),
-};
-
-raw_kinds! {
-    Raw = "raw";
-    Dotted = "Reports.Render:v2/x-y";
-    Long = K255;
-    TooLong = K256;
-    Empty = "";
-    Spaced = "a b";
-    Newline = "a\n";
-    Accented = "é";
-    Semicolon = "a;b";
-}
-
-/// A float the JSON value type cannot carry (serde_json turns NaN and infinities into
-/// null); the Rust API must catch it before serializing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Float {
-    n: f64,
-}
-
-impl Job for Float {
-    const KIND: &'static str = "raw";
-    async fn run(self, _: JobContext) -> Result<(), JobError> {
-        Ok(())
-    }
-}
+use super::doors::{K255, K256};
 
 #[derive(Debug, Clone)]
-enum Args {
+pub(super) enum Args {
     /// The same JSON through both doors.
     Json(Value),
     /// `Float { n }` in Rust; in SQL the given text (the nearest jsonb can say).
@@ -83,33 +17,33 @@ enum Args {
 }
 
 #[derive(Debug, Clone)]
-enum When {
+pub(super) enum When {
     At(SystemTime),
     /// SQL only (`'infinity'`): Rust's `SystemTime` has no such value.
     SqlOnly(&'static str),
 }
 
 #[derive(Debug, Clone)]
-enum Wait {
+pub(super) enum Wait {
     Secs(u64),
     /// SQL only (a negative interval): Rust's `Duration` cannot be negative.
     SqlOnly(&'static str),
 }
 
 #[derive(Debug, Clone)]
-struct Input {
-    kind: &'static str,
-    args: Args,
-    priority: Option<i64>,
-    run_at: Option<When>,
-    delay: Option<Wait>,
-    max_attempts: Option<i64>,
-    queue: Option<String>,
-    unique_key: Option<String>,
-    timeout_ms: Option<i64>,
+pub(super) struct Input {
+    pub(super) kind: &'static str,
+    pub(super) args: Args,
+    pub(super) priority: Option<i64>,
+    pub(super) run_at: Option<When>,
+    pub(super) delay: Option<Wait>,
+    pub(super) max_attempts: Option<i64>,
+    pub(super) queue: Option<String>,
+    pub(super) unique_key: Option<String>,
+    pub(super) timeout_ms: Option<i64>,
 }
 
-fn input() -> Input {
+pub(super) fn input() -> Input {
     Input {
         kind: "raw",
         args: Args::Json(json!({"to": "a@b.c"})),
@@ -123,16 +57,16 @@ fn input() -> Input {
     }
 }
 
-struct Case {
-    what: String,
-    ok: bool,
-    input: Input,
+pub(super) struct Case {
+    pub(super) what: String,
+    pub(super) ok: bool,
+    pub(super) input: Input,
     /// The SQLSTATE the SQL door rejects with (22023 from the function unless jsonb
     /// itself refuses the value first).
-    sql_code: &'static str,
+    pub(super) sql_code: &'static str,
 }
 
-fn case(what: impl Into<String>, ok: bool, input: Input) -> Case {
+pub(super) fn case(what: impl Into<String>, ok: bool, input: Input) -> Case {
     Case {
         what: what.into(),
         ok,
@@ -172,7 +106,7 @@ fn multi_byte_key(bytes: usize) -> String {
     key
 }
 
-fn cases(now: SystemTime) -> Vec<Case> {
+pub(super) fn cases(now: SystemTime) -> Vec<Case> {
     let with = |f: &dyn Fn(&mut Input)| {
         let mut i = input();
         f(&mut i);
@@ -457,211 +391,4 @@ fn cases(now: SystemTime) -> Vec<Case> {
     nul_key.sql_code = "22P05";
     c.push(nul_key);
     c
-}
-
-/// The Rust door. `None`: the input cannot be expressed in Rust.
-async fn rust_door(engine: &Engine, i: &Input) -> Option<pglane::Result<i64>> {
-    let mut o = JobOptions::default();
-    if let Some(p) = i.priority {
-        o = o.priority(p);
-    }
-    match &i.run_at {
-        Some(When::At(t)) => o = o.run_at(*t),
-        Some(When::SqlOnly(_)) => return None,
-        None => {}
-    }
-    match &i.delay {
-        Some(Wait::Secs(s)) => o = o.delay(Duration::from_secs(*s)),
-        Some(Wait::SqlOnly(_)) => return None,
-        None => {}
-    }
-    if let Some(n) = i.max_attempts {
-        o = o.max_attempts(n);
-    }
-    if let Some(q) = &i.queue {
-        o = o.queue(q.clone());
-    }
-    if let Some(k) = &i.unique_key {
-        o = o.unique_key(k.clone());
-    }
-    if let Some(ms) = i.timeout_ms {
-        o = o.timeout(Duration::from_millis(ms as u64));
-    }
-    let v = match &i.args {
-        Args::Json(v) => v.clone(),
-        Args::Float(n, _) => {
-            let job = Enqueue::new(Float { n: *n }).options(o);
-            return Some(engine.enqueue(job).await);
-        }
-    };
-    Some(match i.kind {
-        "raw" => engine.enqueue(Enqueue::new(Raw(v)).options(o)).await,
-        "Reports.Render:v2/x-y" => engine.enqueue(Enqueue::new(Dotted(v)).options(o)).await,
-        K255 => engine.enqueue(Enqueue::new(Long(v)).options(o)).await,
-        K256 => engine.enqueue(Enqueue::new(TooLong(v)).options(o)).await,
-        "" => engine.enqueue(Enqueue::new(Empty(v)).options(o)).await,
-        "a b" => engine.enqueue(Enqueue::new(Spaced(v)).options(o)).await,
-        "a\n" => engine.enqueue(Enqueue::new(Newline(v)).options(o)).await,
-        "é" => engine.enqueue(Enqueue::new(Accented(v)).options(o)).await,
-        "a;b" => engine.enqueue(Enqueue::new(Semicolon(v)).options(o)).await,
-        other => panic!("no job type for kind {other:?}"),
-    })
-}
-
-/// The SQL door, with the values bound as parameters (defaults as the Rust API's).
-async fn sql_door(db: &TestDb, i: &Input) -> Result<i64, tokio_postgres::Error> {
-    let args = match &i.args {
-        Args::Json(v) => serde_json::to_string(v).unwrap(),
-        Args::Float(_, text) => text.to_string(),
-    };
-    let (run_at, run_at_text) = match &i.run_at {
-        Some(When::At(t)) => (Some(*t), None),
-        Some(When::SqlOnly(s)) => (None, Some(s.to_string())),
-        None => (None, None),
-    };
-    let delay = match &i.delay {
-        Some(Wait::Secs(s)) => Some(format!("{s} seconds")),
-        Some(Wait::SqlOnly(s)) => Some(s.to_string()),
-        None => None,
-    };
-    let sql = format!(
-        "SELECT \"{}\".enqueue(kind => $1::text, args => $2::text::jsonb,
-             priority => coalesce($3::int8::int4, 100),
-             run_at => coalesce($4::timestamptz, $5::text::timestamptz),
-             max_attempts => coalesce($6::int8::int4, 20),
-             queue => coalesce($7::text, 'default'), unique_key => $8::text,
-             timeout_ms => $9::int8::int4, delay => $10::text::interval)",
-        db.schema
-    );
-    let row = db
-        .client
-        .query_one(
-            &sql,
-            &[
-                &i.kind,
-                &args,
-                &i.priority,
-                &run_at,
-                &run_at_text,
-                &i.max_attempts,
-                &i.queue,
-                &i.unique_key,
-                &i.timeout_ms,
-                &delay,
-            ],
-        )
-        .await?;
-    Ok(row.get(0))
-}
-
-/// The stored rows: what must match across doors, the absolute `run_at` (compared when
-/// the case gives one) and `run_at` relative to the insert (compared otherwise).
-async fn stored(db: &TestDb) -> Vec<(String, String, String)> {
-    db.query(
-        "SELECT concat_ws(' | ', kind, queue, priority, args::text, max_attempts, timeout_ms,
-                unique_key), run_at::text, (run_at - created_at)::text
-         FROM {schema}.jobs ORDER BY id",
-    )
-    .await
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2)))
-    .collect()
-}
-
-#[actix_rt::test]
-async fn rust_api_and_sql_function_agree_on_every_limit() {
-    let db = TestDb::new().await;
-    let engine = db.engine().register::<Probe>().start().await.unwrap();
-    let now = SystemTime::now();
-    let table = cases(now);
-    let mut tried = (0, 0, 0);
-    for c in &table {
-        let rust = rust_door(&engine, &c.input).await;
-        let rust_row = stored(&db).await;
-        db.query("DELETE FROM {schema}.jobs").await;
-        let sql = sql_door(&db, &c.input).await;
-        let sql_row = stored(&db).await;
-        db.query("DELETE FROM {schema}.jobs").await;
-
-        match &rust {
-            None => {}
-            Some(Ok(_)) => assert!(c.ok, "{}: Rust accepted it", c.what),
-            Some(Err(Error::InvalidJob(_))) => assert!(!c.ok, "{}: Rust rejected it", c.what),
-            Some(Err(e)) => panic!("{}: Rust failed otherwise: {e:?}", c.what),
-        }
-        match &sql {
-            Ok(_) => assert!(c.ok, "{}: SQL accepted it", c.what),
-            Err(e) => {
-                let db_err = e
-                    .as_db_error()
-                    .unwrap_or_else(|| panic!("{}: {e:?}", c.what));
-                assert!(!c.ok, "{}: SQL rejected it: {}", c.what, db_err.message());
-                assert_eq!(db_err.code().code(), c.sql_code, "{}: {db_err:?}", c.what);
-                if c.sql_code == "22023" {
-                    assert!(db_err.message().starts_with("pglane: "), "{}", c.what);
-                }
-            }
-        }
-        if c.ok {
-            assert_eq!(sql_row.len(), 1, "{}: SQL stored {sql_row:?}", c.what);
-            if rust.is_some() {
-                let (r, q) = (&rust_row[0], &sql_row[0]);
-                assert_eq!(r.0, q.0, "{}: the doors stored different rows", c.what);
-                if c.input.run_at.is_some() {
-                    assert_eq!(r.1, q.1, "{}: different run_at", c.what);
-                } else {
-                    assert_eq!(r.2, q.2, "{}: different delay", c.what);
-                }
-            }
-        } else {
-            assert!(
-                rust_row.is_empty() && sql_row.is_empty(),
-                "{}: written",
-                c.what
-            );
-        }
-        tried.0 += 1;
-        tried.1 += usize::from(rust.is_some());
-        tried.2 += usize::from(c.ok);
-    }
-    println!(
-        "TWO-DOORS {} cases ({} through both doors, {} SQL only; {} accepted, {} rejected)",
-        tried.0,
-        tried.1,
-        tried.0 - tried.1,
-        tried.2,
-        tried.0 - tried.2
-    );
-    engine.shutdown().await.unwrap();
-    db.cleanup().await;
-}
-
-#[actix_rt::test]
-async fn migrate_refuses_a_database_that_is_not_utf8() {
-    let admin = connect(database_url()).await;
-    let name = format!("pglane_ascii_{:08x}", fastrand::u32(..));
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
-        ))
-        .await
-        .unwrap();
-    let mut config: tokio_postgres::Config = database_url().parse().unwrap();
-    config.dbname(&name);
-    let result = pglane::migrate(config, "pglane").await;
-    let err = result.expect_err("a SQL_ASCII database was migrated");
-    match &err {
-        Error::UnsupportedEncoding { database, encoding } => {
-            assert_eq!(
-                (database.as_str(), encoding.as_str()),
-                (name.as_str(), "SQL_ASCII")
-            );
-        }
-        other => panic!("expected UnsupportedEncoding, got {other:?}"),
-    }
-    assert!(err.to_string().contains("UTF8"), "{err}");
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
 }
