@@ -14,6 +14,7 @@ mod enqueue;
 mod faults;
 mod lifecycle;
 mod migrations;
+mod plans;
 mod priority;
 mod shutdown;
 mod tuning;
