@@ -317,7 +317,7 @@ impl Store {
                 got = &mut get => return got.map_err(|e| match e {
                     bb8::RunError::User(e) => Error::Database(e),
                     // Short of connections, the pool is held at one (see
-                    // `Manager::paced`): waiting for it is not an outage either.
+                    // `Shortage::before_connect`): waiting for it is not an outage either.
                     bb8::RunError::TimedOut if failures.borrow().exhausted || self.short_of_connections() => {
                         Error::Exhausted(format!("no connection free: {}", failures.borrow().reason))
                     }
