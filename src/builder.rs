@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::job::{DataMap, Job, Registration, Registry};
 use crate::lane::{validate_lanes, Lane, NotifyGate};
 use crate::migrate::{channel_for, SCHEMA_VERSION};
-use crate::store::{Manager, Store};
+use crate::store::{Manager, Store, HANDLER_CONNECTION_WAIT};
 
 impl Engine {
     /// Starts configuring an engine for the given database (a URL, key-value string, or
@@ -285,12 +285,14 @@ impl EngineBuilder {
             .build_unchecked(engine_manager.clone());
         // Handlers' pool keeps bb8's retries: a handler waiting for a connection gets
         // one as soon as the database is back.
+        let app_manager = Manager::new(app_pg, generation);
         let app_pool = pool_builder(settings.pool_size, &settings)
-            .build_unchecked(Manager::new(app_pg, generation));
+            .connection_timeout(HANDLER_CONNECTION_WAIT.max(settings.connect_timeout))
+            .build_unchecked(app_manager.clone());
         let store = Store::new(
             engine_pool,
             &engine_manager,
-            Some(app_pool.clone()),
+            Some((app_pool.clone(), &app_manager)),
             &settings.schema,
             &channel,
             settings.call_timeout,
@@ -310,7 +312,7 @@ impl EngineBuilder {
                     expected: SCHEMA_VERSION,
                 })
             }
-            Err(e) if e.is_topology_change() => {
+            Err(e) if e.is_topology_change() || e.is_resource_exhaustion() => {
                 tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");
                 false
             }
@@ -356,13 +358,10 @@ impl EngineBuilder {
     }
 }
 
+/// Both pools: at most `size` connections, idle ones closed after 30 s, the most
+/// recently used handed out first (see `store::pool::builder`).
 fn pool_builder(size: u32, s: &Settings) -> bb8::Builder<Manager> {
-    bb8::Pool::builder()
-        .max_size(size)
-        .connection_timeout(s.connect_timeout)
-        // Checked-out connections are not pinged: errors and the generation counter
-        // retire bad ones, and a ping per checkout would double the round trips.
-        .test_on_check_out(false)
+    crate::store::pool_builder(size, s.connect_timeout)
 }
 
 fn default_worker_id() -> String {

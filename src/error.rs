@@ -38,6 +38,20 @@ pub enum Error {
         expected: i32,
     },
 
+    /// The database is not UTF-8 encoded; pglane needs UTF8 (on `SQL_ASCII`, a
+    /// notification that is not valid UTF-8 makes PostgreSQL end the listener's
+    /// connection). Reported by `migrate`; nothing was changed.
+    #[error(
+        "database `{database}` is encoded {encoding}; pglane needs a UTF8 database \
+         (CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0)"
+    )]
+    UnsupportedEncoding {
+        /// The database connected to.
+        database: String,
+        /// Its encoding, as `server_encoding` reports it.
+        encoding: String,
+    },
+
     /// An error reported by PostgreSQL or the connection to it.
     #[error("database error: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
@@ -45,6 +59,12 @@ pub enum Error {
     /// No connection could be taken from the pool in time, or connecting failed.
     #[error("no database connection: {0}")]
     Pool(String),
+
+    /// The server is out of a resource (SQLSTATE class 53: too many connections, out of
+    /// memory, disk full), so no connection could be opened or the statement failed.
+    /// Not an outage: the engine keeps its connections, backs off and retries.
+    #[error("database out of resources: {0}")]
+    Exhausted(String),
 
     /// The database is unavailable (down, read-only, or unreachable): the call was not
     /// sent. The engine probes it once per backoff interval and resumes by itself.
@@ -97,8 +117,23 @@ impl Error {
         }
     }
 
+    /// Whether the server is out of a resource (SQLSTATE class 53, e.g. 53300 "too many
+    /// clients"): [`Error::Exhausted`], or a statement that failed with such a code.
+    /// Not a topology change: nothing is retired; the engine backs off and retries.
+    pub fn is_resource_exhaustion(&self) -> bool {
+        match self {
+            Error::Exhausted(_) => true,
+            Error::Database(e) => e
+                .code()
+                .is_some_and(|c| crate::store::classify::is_exhaustion_sqlstate(c.code())),
+            _ => false,
+        }
+    }
+
     /// Whether this error means the database cannot currently serve the engine
     /// (connection lost, server shutting down, read-only after a failover, timeout).
+    /// Running out of connections is not one (see
+    /// [`is_resource_exhaustion`](Self::is_resource_exhaustion)).
     ///
     /// Such errors never cost a job an attempt: the engine backs off and retries.
     pub fn is_topology_change(&self) -> bool {
@@ -120,6 +155,24 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_out_of_connections_is_not_an_outage() {
+        let e = Error::Exhausted("sorry, too many clients already".into());
+        assert!(e.is_resource_exhaustion());
+        assert!(
+            !e.is_topology_change(),
+            "a refusal must not retire connections"
+        );
+        let lost = Error::Pool("could not connect: connection refused".into());
+        assert!(lost.is_topology_change() && !lost.is_resource_exhaustion());
+        assert!(Error::UnsupportedEncoding {
+            database: "d".into(),
+            encoding: "SQL_ASCII".into()
+        }
+        .to_string()
+        .contains("UTF8"));
+    }
 
     #[test]
     fn database_errors_show_their_cause() {

@@ -108,7 +108,8 @@ pub use lane::{Lane, MAX_PRIORITY};
 pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
 pub use stats::{
-    DatabaseStats, EngineStats, HandlerStats, LaneStats, ListenerMode, ListenerStats, StateCounts,
+    ConnectionStats, DatabaseStats, EngineStats, HandlerStats, LaneStats, ListenerMode,
+    ListenerStats, StateCounts, StatementTimes,
 };
 pub use store::{Conn, Manager, Pool};
 pub use validate::Rejection;

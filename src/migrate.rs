@@ -18,14 +18,21 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "jobs",
-    sql: include_str!("../migrations/0001_jobs.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "jobs",
+        sql: include_str!("../migrations/0001_jobs.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "limits_and_vacuum",
+        sql: include_str!("../migrations/0002_limits_and_vacuum.sql"),
+    },
+];
 
 /// The schema version this build of pglane needs.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The NOTIFY channel for a schema: `<schema>_jobs`, validated as an identifier (so a
 /// schema name may have at most 58 bytes).
@@ -59,6 +66,7 @@ pub async fn migrate(database: impl IntoPgConfig, schema: &str) -> Result<Vec<i3
 /// [`migrate`] on a connection you already have.
 pub async fn migrate_with(client: &mut Client, schema: &str) -> Result<Vec<i32>> {
     let channel = channel_for(schema)?;
+    crate::store::require_utf8(&*client).await?;
     let tx = client.transaction().await?;
     migration::lock(&tx, schema).await?;
     migration::create_record(&tx, schema).await?;

@@ -24,6 +24,59 @@ pub struct EngineStats {
     pub handlers: HandlerStats,
     /// Jobs this process has started, all lanes.
     pub started: u64,
+    /// The database connections this engine holds now, and the most it may open.
+    pub connections: ConnectionStats,
+    /// How long this engine's claims took, since it started (statement round trips).
+    pub claim_times: StatementTimes,
+    /// How long writing batches of outcomes took, since it started.
+    pub outcome_times: StatementTimes,
+}
+
+/// The database connections an engine holds: its own pool (claims, outcomes, leases,
+/// maintenance), the handlers' pool, and the listener. At most
+/// `engine_max + handler_max + 1` are open at once; idle pooled ones close after 30 s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// Open connections of the engine's own pool.
+    pub engine_open: u32,
+    /// Of those, idle now.
+    pub engine_idle: u32,
+    /// The engine pool's size: lanes + 3.
+    pub engine_max: u32,
+    /// Open connections of the handlers' pool ([`JobContext::pool`](crate::JobContext::pool)).
+    pub handler_open: u32,
+    /// Of those, idle now.
+    pub handler_idle: u32,
+    /// The handlers' pool size (`pool_size`).
+    pub handler_max: u32,
+    /// Whether the listener holds its connection (1 more).
+    pub listener: bool,
+    /// Connection attempts of the engine pool the server refused for lack of resources
+    /// (SQLSTATE class 53, e.g. `max_connections` reached), since start.
+    pub refused: u64,
+}
+
+impl ConnectionStats {
+    /// Connections open now, all kinds.
+    pub fn open(&self) -> u32 {
+        self.engine_open + self.handler_open + u32::from(self.listener)
+    }
+}
+
+/// Durations of one kind of statement: count and percentiles (from a histogram with
+/// about 19% resolution; `max` is exact).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatementTimes {
+    /// Statements measured.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Longest.
+    pub max: Duration,
 }
 
 /// The threads handlers run on, and the ones lost to handlers that block them.

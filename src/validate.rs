@@ -2,12 +2,17 @@
 //!
 //! Everything here is a plain function so it can be unit tested and so that bad input is
 //! rejected before any SQL runs: a rejected job writes nothing.
+//!
+//! These constants are the one source of the limits: the SQL function `enqueue()` is
+//! rendered from them when it is migrated (see [`sql_limits`]), so the Rust API and the
+//! SQL door cannot drift apart.
 
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 mod args_check;
+pub(crate) mod sql_limits;
 
 /// Largest serialized job args accepted, in bytes (1 MiB). Bigger payloads belong in a
 /// table or object store, referenced from the args.
@@ -27,6 +32,15 @@ pub const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Longest PostgreSQL identifier, in bytes.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Longest job kind, in bytes.
+pub const MAX_KIND_BYTES: usize = 255;
+
+/// Longest unique key, in bytes.
+pub const MAX_UNIQUE_KEY_BYTES: usize = 255;
+
+/// Least urgent priority (the most urgent is 0).
+pub const MAX_PRIORITY: i16 = i16::MAX;
 
 /// Why a job or a name was rejected. Nothing is written when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,7 +73,7 @@ pub enum Rejection {
     #[error("priority {0} is out of range: use 0 (most urgent) to 32767")]
     PriorityOutOfRange(i64),
     /// The schedule is not a finite time within [`MAX_SCHEDULE_AHEAD`] from now.
-    #[error("run_at is {0}: schedule jobs at most 10 years ahead")]
+    #[error("run_at is {0}: schedule jobs from 1970 up to 10 years ahead")]
     ScheduleOutOfRange(String),
     /// `max_attempts` is below 1 or above [`MAX_ATTEMPTS_LIMIT`].
     #[error("max_attempts {0} is out of range: use 1 to 1000")]
@@ -97,11 +111,11 @@ pub fn serialize_args<T: Serialize + ?Sized>(
     Ok(text)
 }
 
-/// Checks a priority and narrows it to PostgreSQL's `smallint`.
+/// Checks a priority (0 to [`MAX_PRIORITY`]) and narrows it to PostgreSQL's `smallint`.
 pub fn priority(p: i64) -> Result<i16, Rejection> {
     i16::try_from(p)
         .ok()
-        .filter(|p| *p >= 0)
+        .filter(|p| (0..=MAX_PRIORITY).contains(p))
         .ok_or(Rejection::PriorityOutOfRange(p))
 }
 
@@ -184,7 +198,7 @@ pub fn kind(name: &str) -> Result<(), Rejection> {
     if name.is_empty() {
         return Err(reject("it is empty"));
     }
-    if name.len() > 255 {
+    if name.len() > MAX_KIND_BYTES {
         return Err(reject("it is longer than 255 bytes"));
     }
     let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-');
@@ -204,7 +218,7 @@ pub fn unique_key(key: &str) -> Result<(), Rejection> {
     if key.is_empty() {
         return Err(reject("it is empty"));
     }
-    if key.len() > 255 {
+    if key.len() > MAX_UNIQUE_KEY_BYTES {
         return Err(reject("it is longer than 255 bytes"));
     }
     if key.contains('\0') {

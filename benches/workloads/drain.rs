@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pglane::{Engine, Lane};
+use serde_json::Value;
 
 use crate::common::{self, line, ms_between, r, rss_mib, BoxResult, Probe, Recorder, Schema};
+use crate::evidence::{self, Pace};
 
 pub(crate) struct DrainOptions {
     pub(crate) jobs: u64,
@@ -33,6 +35,16 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
     common::fill_elsewhere(schema, o.jobs, 100, 0)?;
 
     let rec = Recorder::new(0, false);
+    // Statistics as autovacuum leaves them within a minute of a bulk enqueue (every
+    // job available, none running), so a run does not depend on whether autoanalyze
+    // happened to come first. Statistics like these once made every outcome batch
+    // quadratic (see outcomes.sql).
+    schema
+        .client
+        .batch_execute(&format!("ANALYZE \"{}\".jobs", schema.name))
+        .await?;
+    let before = evidence::counters(&schema.client, &schema.name).await?;
+    let sampler = evidence::sample(&schema.url, &schema.name).await?;
     eprintln!("w1: draining with concurrency {}", o.concurrency);
     let cpu0 = common::cpu_time();
     let t0 = Instant::now();
@@ -43,43 +55,81 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
         .data(rec.clone())
         .start()
         .await?;
-    let sampler = sample_rss(Duration::from_millis(20));
-    let done = schema
-        .wait_drained(Some((&rec, o.jobs)), Duration::from_secs(600))
-        .await;
-    let rss_peak = sampler.stop();
+    let rss = sample_rss(Duration::from_millis(20));
+    let mut pace = Pace::new();
+    let done = wait_paced(schema, &rec, o.jobs, &mut pace).await;
+    let rss_peak = rss.stop();
+    let activity = sampler.finish().await;
+    let engine_stats = engine.stats().await?;
     engine.shutdown().await?;
     let t1 = done?;
+    let after = evidence::counters(&schema.client, &schema.name).await?;
     let cpu = (common::cpu_time() - cpu0).as_secs_f64();
     let wall = (t1 - t0).as_secs_f64();
     let (_, hwm) = rss_mib();
     eprintln!("w1: done in {wall:.3} s");
-    Ok(vec![line(&[
-        ("workload", "w1".into()),
-        ("jobs", o.jobs.into()),
-        ("concurrency", o.concurrency.into()),
-        ("wall_s", r(wall, 3)),
-        ("jobs_per_s", r(o.jobs as f64 / wall, 0)),
-        // Engine start (pools, listener, schema check) until the first job ran: part
-        // of wall_s, and a large share of it for small backlogs.
-        (
-            "first_job_ms",
-            r(rec.first_start().map_or(f64::NAN, |t| ms_between(t0, t)), 1),
-        ),
-        (
-            "executions",
-            rec.executions
-                .load(std::sync::atomic::Ordering::Acquire)
-                .into(),
-        ),
-        // The engine process's CPU (all threads) per job, to compare with the
-        // database's share of the two cores.
-        ("engine_cpu_us_per_job", r(cpu * 1e6 / o.jobs as f64, 1)),
-        ("history", o.history.into()),
-        ("history_expired", o.history_expired.into()),
-        ("rss_peak_mib", r(rss_peak, 1)),
-        ("process_hwm_mib", r(hwm, 1)),
-    ])])
+    Ok(vec![line(
+        &[
+            ("workload", Value::from("w1")),
+            ("jobs", o.jobs.into()),
+            ("concurrency", o.concurrency.into()),
+            ("wall_s", r(wall, 3)),
+            ("jobs_per_s", r(o.jobs as f64 / wall, 0)),
+            // Engine start (pools, listener, schema check) until the first job ran: part
+            // of wall_s, and a large share of it for small backlogs.
+            (
+                "first_job_ms",
+                r(rec.first_start().map_or(f64::NAN, |t| ms_between(t0, t)), 1),
+            ),
+            (
+                "executions",
+                rec.executions
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    .into(),
+            ),
+            // The engine process's CPU (all threads) per job, to compare with the
+            // database's share of the two cores.
+            ("engine_cpu_us_per_job", r(cpu * 1e6 / o.jobs as f64, 1)),
+            ("history", o.history.into()),
+            ("history_expired", o.history_expired.into()),
+            ("rss_peak_mib", r(rss_peak, 1)),
+            ("process_hwm_mib", r(hwm, 1)),
+        ]
+        .into_iter()
+        .chain(evidence::claim_time_fields(&engine_stats))
+        .chain(evidence::counter_fields(before, after, o.jobs))
+        .chain(activity)
+        .chain(pace.fields())
+        .collect::<Vec<_>>(),
+    )])
+}
+
+/// Waits until every job ran and a separate connection sees none left, noting the
+/// pace once a second.
+async fn wait_paced(
+    schema: &Schema,
+    rec: &Recorder,
+    n: u64,
+    pace: &mut Pace,
+) -> BoxResult<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut report = Instant::now();
+    loop {
+        let done = rec.executions.load(std::sync::atomic::Ordering::Acquire);
+        pace.note(done);
+        if done >= n {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out: {done} of {n} executed").into());
+        }
+        if report.elapsed() > Duration::from_secs(1) {
+            report = Instant::now();
+            eprintln!("  … {done} of {n} executed");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    schema.wait_drained(None, Duration::from_secs(600)).await
 }
 
 /// Completed rows as the engine would have left them, then vacuumed: a history that

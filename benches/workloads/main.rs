@@ -15,6 +15,7 @@ mod bulk;
 mod ceiling;
 mod common;
 mod drain;
+mod evidence;
 mod latency;
 mod multi;
 mod probe;

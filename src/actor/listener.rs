@@ -115,6 +115,13 @@ impl Listener {
             ctx.run_later(delay, |act, ctx| act.connect(ctx));
             return;
         }
+        if self.store.short_of_connections() {
+            // The server is out of connections: leave the slot to claims, outcomes and
+            // handlers; the lanes poll meanwhile.
+            let delay = self.settings.reconnect_backoff.max;
+            ctx.run_later(delay, |act, ctx| act.connect(ctx));
+            return;
+        }
         self.connecting = true;
         self.epoch += 1;
         let epoch = self.epoch;
@@ -286,6 +293,15 @@ impl Actor for Listener {
                 }
             }
         });
+        let mut short = self.store.shortages();
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            while short.changed().await.is_ok() {
+                if me.try_send(ShortOfConnections).is_err() && !me.connected() {
+                    break;
+                }
+            }
+        });
         self.connect(ctx);
         ctx.run_interval(self.settings.listener_health_interval, |act, ctx| {
             act.check_health(ctx)
@@ -340,6 +356,25 @@ impl Handler<Recycle> for Listener {
     fn handle(&mut self, _: Recycle, ctx: &mut Context<Self>) {
         if self.client.is_some() {
             self.lost(ctx, "the pool was retired after a topology change".into());
+        }
+    }
+}
+
+/// The engine's connections are being refused (or the server is full).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ShortOfConnections;
+
+impl Handler<ShortOfConnections> for Listener {
+    type Result = ();
+
+    /// Gives the listener's connection up while the engine is short of connections: a
+    /// connection that runs claims, outcomes or handlers is worth more than faster
+    /// wake-ups, and the lanes poll meanwhile. `connect` waits until the shortage ends.
+    fn handle(&mut self, _: ShortOfConnections, ctx: &mut Context<Self>) {
+        if self.client.is_some() && self.store.short_of_connections() {
+            let reason = "the server is out of connections: listener closed, polling";
+            self.lost(ctx, reason.into());
         }
     }
 }

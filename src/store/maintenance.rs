@@ -20,7 +20,9 @@ impl Store {
     /// Not counted by the breaker: a slow VACUUM is not an outage. Skipped while the
     /// database is known to be unavailable.
     pub(crate) async fn vacuum_if_needed(&self, min_dead: i64) -> Result<bool> {
-        if self.is_down() {
+        // Short of connections, the engine has one for claims and outcomes: a VACUUM
+        // must not hold it for seconds (autovacuum still runs).
+        if self.is_down() || self.short_of_connections() {
             return Ok(false);
         }
         let budget = self.inner.call_timeout * 2;
@@ -54,6 +56,15 @@ impl Store {
     ) -> Result<MaintenanceReport> {
         self.timed(async {
             let mut conn = self.conn().await?;
+            // Every engine looks, leader or not: an engine that holds idle spares is
+            // never refused itself, so only the server can tell it others starve.
+            let full: bool = conn
+                .query_once(&self.inner.sql.server_connections, &[])
+                .await?[0]
+                .get(0);
+            if full {
+                self.note_server_full();
+            }
             let report = self
                 .maintenance_pass(
                     &mut conn,

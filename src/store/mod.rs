@@ -8,6 +8,7 @@ mod breaker;
 pub(crate) mod classify;
 mod copy;
 pub(crate) mod listen;
+mod encoding;
 mod maintenance;
 pub(crate) mod migration;
 pub(crate) mod operator;
@@ -16,6 +17,8 @@ mod prune;
 mod render;
 mod rows;
 mod stuck;
+mod shortage;
+mod timings;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,10 +30,13 @@ use tokio_postgres::GenericClient;
 
 use breaker::{Breaker, Transition};
 
-pub(crate) use pool::Stmt;
+pub(crate) use encoding::require_utf8;
+pub(crate) use pool::{builder as pool_builder, ConnectFailure, Stmt};
 pub use pool::{Conn, Manager, Pool};
 pub(crate) use render::render;
 pub(crate) use rows::{ClaimRequest, ClaimedJob, LiveRow, OutcomeRow};
+use shortage::Shortage;
+pub(crate) use shortage::HANDLER_CONNECTION_WAIT;
 
 use crate::backoff::Backoff;
 use crate::enqueue::NewJob;
@@ -60,6 +66,7 @@ pub(crate) struct Sql {
     pub(crate) maintenance_lock: String,
     pub(crate) maintenance_unlock: String,
     pub(crate) vacuum: String,
+    pub(crate) server_connections: String,
 }
 
 impl Sql {
@@ -83,6 +90,7 @@ impl Sql {
             maintenance_lock: r(include_str!("sql/maintenance_lock.sql")),
             maintenance_unlock: r(include_str!("sql/maintenance_unlock.sql")),
             vacuum: r(include_str!("sql/vacuum_jobs.sql")),
+            server_connections: r(include_str!("sql/server_connections.sql")),
         }
     }
 }
@@ -97,6 +105,8 @@ struct Inner {
     pool: Pool,
     /// The handlers' pool: not used by the store, but retired with it.
     app_pool: Option<Pool>,
+    /// Refusals of the handlers' pool (gates claims; see `shortage`).
+    app_shortage: Option<Shortage>,
     schema: String,
     channel: String,
     sql: Sql,
@@ -109,7 +119,11 @@ struct Inner {
     /// The last outage: when the database came back, and how long it had been away.
     last_outage: Mutex<Option<(Instant, Duration)>>,
     /// Failed connection attempts of `pool` (see [`Manager::connect_failures`]).
-    connect_failures: watch::Receiver<String>,
+    connect_failures: watch::Receiver<ConnectFailure>,
+    /// Claim and outcome durations on `pool`'s connections.
+    timings: Arc<timings::Timings>,
+    /// Refusals of `pool`, and sightings of a full server (see `shortage`).
+    shortage: Shortage,
 }
 
 /// Counts from one maintenance pass.
@@ -128,7 +142,7 @@ impl Store {
     pub(crate) fn new(
         pool: Pool,
         manager: &Manager,
-        app_pool: Option<Pool>,
+        app_pool: Option<(Pool, &Manager)>,
         schema: &str,
         channel: &str,
         call_timeout: Duration,
@@ -137,10 +151,14 @@ impl Store {
         let generation = manager.generation();
         let connect_failures = manager.connect_failures();
         let (recycled, _) = watch::channel(generation.load(Ordering::Acquire));
-        Store {
+        let managers: Vec<&Manager> = std::iter::once(manager)
+            .chain(app_pool.as_ref().map(|(_, m)| *m))
+            .collect();
+        let store = Store {
             inner: Arc::new(Inner {
                 pool,
-                app_pool,
+                app_shortage: app_pool.as_ref().map(|(_, m)| m.shortage()),
+                app_pool: app_pool.map(|(p, _)| p),
                 schema: schema.to_string(),
                 channel: channel.to_string(),
                 sql: Sql::new(schema, channel),
@@ -151,8 +169,12 @@ impl Store {
                 breaker: Mutex::new(Breaker::new(probe_backoff)),
                 last_outage: Mutex::new(None),
                 connect_failures,
+                timings: manager.timings(),
+                shortage: manager.shortage(),
             }),
-        }
+        };
+        shortage::react_to_refusals(&store, &managers);
+        store
     }
 
     /// Changes whenever pooled connections are retired (a topology change).
@@ -291,16 +313,35 @@ impl Store {
     /// Takes a connection, failing as soon as an attempt to open one fails: bb8 would
     /// wait out its connection timeout and then say only "timed out", which made every
     /// probe of an unreachable or read-only server slow and its reason useless.
+    ///
+    /// Except when the server refused for lack of resources (too many connections)
+    /// while this pool still holds connections: then one of ours comes back soon, and
+    /// waiting for it is how an engine keeps working under a connection limit.
     async fn checkout(&self) -> Result<bb8::PooledConnection<'_, Manager>> {
         let mut failures = self.inner.connect_failures.clone();
         failures.borrow_and_update();
-        tokio::select! {
-            got = self.inner.pool.get() => got.map_err(|e| match e {
-                bb8::RunError::User(e) => Error::Database(e),
-                bb8::RunError::TimedOut => Error::Pool("timed out waiting for a connection".into()),
-            }),
-            Ok(()) = failures.changed() => {
-                Err(Error::Pool(format!("could not connect: {}", *failures.borrow())))
+        let get = self.inner.pool.get();
+        tokio::pin!(get);
+        loop {
+            tokio::select! {
+                got = &mut get => return got.map_err(|e| match e {
+                    bb8::RunError::User(e) => Error::Database(e),
+                    // Short of connections, the pool is held at one (see
+                    // `Shortage::before_connect`): waiting for it is not an outage either.
+                    bb8::RunError::TimedOut if failures.borrow().exhausted || self.short_of_connections() => {
+                        Error::Exhausted(format!("no connection free: {}", failures.borrow().reason))
+                    }
+                    bb8::RunError::TimedOut => Error::Pool("timed out waiting for a connection".into()),
+                }),
+                Ok(()) = failures.changed() => {
+                    let failure = failures.borrow_and_update().clone();
+                    if !failure.exhausted {
+                        return Err(Error::Pool(format!("could not connect: {}", failure.reason)));
+                    }
+                    if self.inner.pool.state().connections == 0 {
+                        return Err(Error::Exhausted(format!("could not connect: {}", failure.reason)));
+                    }
+                }
             }
         }
     }
@@ -388,6 +429,8 @@ impl Store {
 
     /// Claims up to `req.limit` jobs as a lease; sorted most urgent first.
     pub(crate) async fn claim(&self, req: &ClaimRequest) -> Result<Vec<ClaimedJob>> {
+        self.shed_idle_when_short();
+        self.handlers_can_connect().await?;
         self.timed(async {
             let mut conn = self.conn().await?;
             let limit = i64::from(req.limit);

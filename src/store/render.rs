@@ -4,10 +4,12 @@
 
 /// Renders a statement for a schema: `/* TEMPLATE: schema */` becomes `"schema".`,
 /// `{{schema}}` the bare schema name (inside double quotes in the file), and
-/// `{{channel}}` the NOTIFY channel. Both names are validated identifiers, so they need
+/// `{{channel}}` the NOTIFY channel, and limit markers such as `{{max_args_depth}}` the
+/// constants of [`crate::validate`]. Both names are validated identifiers, so they need
 /// no further escaping inside double or single quotes.
 pub(crate) fn render(sql: &str, schema: &str, channel: &str) -> String {
-    sql.replace("/* TEMPLATE: schema */", &format!("\"{schema}\"."))
+    crate::validate::sql_limits::render(sql)
+        .replace("/* TEMPLATE: schema */", &format!("\"{schema}\"."))
         .replace("{{schema}}", schema)
         .replace("{{channel}}", channel)
 }

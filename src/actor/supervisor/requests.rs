@@ -124,8 +124,12 @@ impl Handler<Stats> for JobSupervisor {
                 replaced: threads.replaced(),
             },
             started: lanes.iter().map(|l| l.started).sum(),
+            connections: self
+                .store
+                .connection_stats(self.listener.mode == crate::stats::ListenerMode::Notify),
             ..Default::default()
         };
+        (out.claim_times, out.outcome_times) = self.store.statement_times();
         let specs: Vec<_> = lanes.iter().map(|l| l.spec.clone()).collect();
         let kinds = self.runs.registry.kinds();
         let store = self.store.clone();

@@ -4,6 +4,14 @@
 -- lease (rescued after expiry, or timed out) can never overwrite a newer attempt, and an
 -- outcome written twice is applied once. Returns the ids applied.
 --
+-- The state is tested as `<> 'available'` (the only other live state is 'running', by
+-- the table's CHECK): written `= 'running'`, it lets the planner drive the join from
+-- jobs_lease_idx, whose predicate it matches. When the statistics were gathered with no
+-- job running (autoanalyze after a bulk enqueue, typically) that index is estimated at
+-- one row, so the plan put jobs outside and re-ran the unnest once per running job:
+-- 3.4 s for 2,000 outcomes against 2,000 running jobs, measured, where the nested loop
+-- from the unnested rows into the primary key takes 45 ms whatever the statistics say.
+--
 -- The arrays are unnested inside each statement, not in a shared CTE: the generic plan
 -- is then a nested loop from the unnested rows into the primary key, linear in the
 -- batch. A shared CTE is materialized, and the planner (guessing 10 rows for unnest, 1
@@ -20,7 +28,7 @@ WITH finished AS (
         AS o(id, token, action, error, cause)
     WHERE j.id = o.id
       AND j.lease_token = o.token
-      AND j.state = 'running'
+      AND j.state <> 'available'
       AND o.action IN ('complete', 'fail')
     RETURNING j.*, o.action, o.error, o.cause
 ),
@@ -58,7 +66,7 @@ requeued AS (
         AS o(id, token, action, delay_s, error, cause)
     WHERE j.id = o.id
       AND j.lease_token = o.token
-      AND j.state = 'running'
+      AND j.state <> 'available'
       AND o.action IN ('retry', 'snooze', 'release')
     RETURNING j.id
 )
