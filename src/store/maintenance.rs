@@ -74,11 +74,6 @@ impl Store {
                     failed_retention,
                 )
                 .await;
-            // A connection that may still hold the session lock is never handed back:
-            // discarding it makes the server release the lock.
-            if report.is_err() {
-                conn.set_suspect(true);
-            }
             report
         })
         .await
@@ -86,13 +81,15 @@ impl Store {
 
     /// The body of [`maintain`](Self::maintain) on one connection.
     ///
-    /// Leadership is a session advisory lock, not a transaction-scoped one, so that each
-    /// statement commits on its own and no transaction stays open for the whole pass. An
-    /// open transaction pins the xmin horizon, and while it is pinned the dead versions
-    /// every claim leaves behind cannot be cleaned from the claim index. With the pass in
-    /// one transaction, pruning 3M expired rows halved drain throughput (w1), and pruning
-    /// 5M ran past the call timeout, whose rollback lost all the work, every pass, while
-    /// the timeout tripped the breaker.
+    /// Leadership (one engine per schema rescues and prunes at a time) is a transaction
+    /// lock taken inside each statement, held only while that statement runs (see
+    /// `sql/rescue.sql`): no lock and no transaction spans the pass. A session lock
+    /// held across it stayed with a leader frozen between two statements (SIGSTOP, a
+    /// paused VM) and blocked rescues cluster-wide until its connection died; an open
+    /// transaction would pin the xmin horizon, so the dead versions every claim leaves
+    /// behind could not be cleaned from the claim index (with the pass in one
+    /// transaction, pruning 3M expired rows halved drain throughput, and pruning 5M ran
+    /// past the call timeout, whose rollback lost all the work, every pass).
     async fn maintenance_pass(
         &self,
         conn: &mut Conn,
@@ -106,37 +103,27 @@ impl Store {
         // pass, so a large backlog of expired history never makes a pass time out.
         let prune_budget = self.inner.call_timeout / 4;
         let lock_key = format!("pglane:maintenance:{}", self.inner.schema);
-        let leader: bool = conn
-            .query_once(&self.inner.sql.maintenance_lock, &[&lock_key])
-            .await?[0]
-            .get(0);
-        let mut report = MaintenanceReport {
-            leader,
-            ..Default::default()
-        };
-        if !leader {
-            return Ok(report);
-        }
+        let mut report = MaintenanceReport::default();
         if rescue {
             let r = conn
-                .query_once(&self.inner.sql.rescue, &[&max_rescues, &BATCH])
+                .query_once(&self.inner.sql.rescue, &[&max_rescues, &BATCH, &lock_key])
                 .await?;
             report.rescued = r[0].get(0);
             report.poisoned = r[0].get(1);
+            report.leader = r[0].get(2);
+            if !report.leader {
+                return Ok(report);
+            }
         }
-        // Suspect until the unlock below succeeds: abandoned mid-batch, the connection
-        // must not go back to the pool.
-        conn.set_suspect(true);
         report.pruned = super::prune::prune_finished(
             &**conn,
             &self.inner.sql.prune,
             completed_retention,
             failed_retention,
             Some(prune_budget),
+            Some(&lock_key),
         )
         .await?;
-        conn.query_once(&self.inner.sql.maintenance_unlock, &[&lock_key])
-            .await?;
         Ok(report)
     }
 }

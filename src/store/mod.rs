@@ -7,8 +7,8 @@
 mod breaker;
 pub(crate) mod classify;
 mod copy;
-pub(crate) mod listen;
 mod encoding;
+pub(crate) mod listen;
 mod maintenance;
 pub(crate) mod migration;
 pub(crate) mod operator;
@@ -16,8 +16,8 @@ mod pool;
 mod prune;
 mod render;
 mod rows;
-mod stuck;
 mod shortage;
+mod stuck;
 mod timings;
 
 use std::future::Future;
@@ -63,8 +63,6 @@ pub(crate) struct Sql {
     pub(crate) retry_finished: String,
     pub(crate) dead_rows: String,
     pub(crate) self_notify: String,
-    pub(crate) maintenance_lock: String,
-    pub(crate) maintenance_unlock: String,
     pub(crate) vacuum: String,
     pub(crate) server_connections: String,
 }
@@ -87,8 +85,6 @@ impl Sql {
             retry_finished: r(include_str!("sql/retry_finished.sql")),
             dead_rows: r(include_str!("sql/dead_rows.sql")),
             self_notify: r(include_str!("sql/self_notify.sql")),
-            maintenance_lock: r(include_str!("sql/maintenance_lock.sql")),
-            maintenance_unlock: r(include_str!("sql/maintenance_unlock.sql")),
             vacuum: r(include_str!("sql/vacuum_jobs.sql")),
             server_connections: r(include_str!("sql/server_connections.sql")),
         }

@@ -140,7 +140,7 @@ pub(crate) async fn prune<C: GenericClient>(
     older_than: Duration,
 ) -> Result<u64> {
     let sql = render(include_str!("sql/prune.sql"), schema, "");
-    Ok(prune_finished(client, &sql, older_than, older_than, None).await?)
+    Ok(prune_finished(client, &sql, older_than, older_than, None, None).await?)
 }
 
 /// Sets the session's statement timeout: `timeout` rounded up to whole milliseconds,

@@ -3,10 +3,21 @@
 -- A job on its $1-th rescue is failed instead: it keeps killing its worker (a poison
 -- pill). Rows locked by a worker writing its outcome right now are skipped and looked
 -- at again next pass. Lease expiry is judged by the database clock.
-WITH expired AS MATERIALIZED (
+--
+-- One engine per schema rescues at a time: the statement first takes the transaction
+-- lock $3 (`pglane:maintenance:<schema>`) and does nothing when another engine holds it
+-- (`leader` is then false). A transaction lock, held only while this one statement
+-- runs: a session lock held across the pass stayed with a leader that was frozen
+-- (SIGSTOP, a paused VM) between two statements, and blocked rescues on every engine
+-- until its TCP connection died. The server commits the statement without waiting for
+-- the client, so a frozen client cannot keep this lock either.
+WITH leader AS MATERIALIZED (
+    SELECT pg_try_advisory_xact_lock(hashtext($3::text)) AS ok
+),
+expired AS MATERIALIZED (
     SELECT id
     FROM /* TEMPLATE: schema */jobs
-    WHERE state = 'running' AND lease_until < now()
+    WHERE (SELECT ok FROM leader) AND state = 'running' AND lease_until < now()
     ORDER BY lease_until
     LIMIT $2::bigint
     FOR UPDATE SKIP LOCKED
@@ -48,4 +59,5 @@ back AS (
     WHERE j.id = e.id AND j.rescues + 1 < $1::integer
     RETURNING j.id
 )
-SELECT (SELECT count(*) FROM back) AS rescued, (SELECT count(*) FROM moved) AS failed
+SELECT (SELECT count(*) FROM back) AS rescued, (SELECT count(*) FROM moved) AS failed,
+       (SELECT ok FROM leader) AS leader
