@@ -17,6 +17,8 @@ pub(crate) struct DrainOptions {
     pub(crate) history: u64,
     /// Make that history older than the retention, so pruning runs during the drain.
     pub(crate) history_expired: bool,
+    /// Sample `pg_stat_activity` during the drain (`--sample-activity`).
+    pub(crate) sample_activity: bool,
 }
 
 pub(crate) async fn w1(url: &str, o: &DrainOptions) -> BoxResult<Vec<String>> {
@@ -44,7 +46,11 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
         .batch_execute(&format!("ANALYZE \"{}\".jobs", schema.name))
         .await?;
     let before = evidence::counters(&schema.client, &schema.name).await?;
-    let sampler = evidence::sample(&schema.url, &schema.name).await?;
+    let sampler = if o.sample_activity {
+        Some(evidence::sample(&schema.url, &schema.name).await?)
+    } else {
+        None
+    };
     eprintln!("w1: draining with concurrency {}", o.concurrency);
     let cpu0 = common::cpu_time();
     let t0 = Instant::now();
@@ -59,7 +65,10 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
     let mut pace = Pace::new();
     let done = wait_paced(schema, &rec, o.jobs, &mut pace).await;
     let rss_peak = rss.stop();
-    let activity = sampler.finish().await;
+    let activity = match sampler {
+        Some(s) => s.finish().await,
+        None => Vec::new(),
+    };
     let engine_stats = engine.stats().await?;
     engine.shutdown().await?;
     let t1 = done?;

@@ -69,6 +69,11 @@ struct Args {
     /// w1: make that history older than the retention, so pruning runs during the drain.
     #[arg(long)]
     history_expired: bool,
+    /// w1: sample `pg_stat_activity` and vacuum progress every 5 ms during the drain
+    /// (slow claims, claims waiting on a lock, vacuum phases). Off by default: the
+    /// sampling query costs the database CPU that the drain would otherwise use.
+    #[arg(long)]
+    sample_activity: bool,
     /// w5: engine processes.
     #[arg(long, default_value_t = 4)]
     processes: usize,
@@ -161,6 +166,7 @@ async fn dispatch(args: Args) -> BoxResult<()> {
                     concurrency,
                     history: args.history,
                     history_expired: args.history_expired,
+                    sample_activity: args.sample_activity,
                 };
                 drain::w1(&url, &o).await?
             }
