@@ -125,7 +125,7 @@ impl Error {
             Error::Exhausted(_) => true,
             Error::Database(e) => e
                 .code()
-                .is_some_and(|c| crate::store::classify::is_exhaustion_sqlstate(c.code())),
+                .is_some_and(|c| crate::sqlstate::is_exhaustion_sqlstate(c.code())),
             _ => false,
         }
     }
@@ -140,7 +140,7 @@ impl Error {
         match self {
             Error::Database(e) => {
                 if let Some(code) = e.code() {
-                    crate::store::classify::is_topology_sqlstate(code.code())
+                    crate::sqlstate::is_topology_sqlstate(code.code())
                 } else {
                     // No SQLSTATE: the connection itself failed (closed, reset, refused).
                     true

@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::outcome::{FailureCause, RunResult};
 use crate::store::Pool;
 
 /// A kind of background work. Its fields are the job's args, stored as `jsonb`.
@@ -103,6 +104,21 @@ impl fmt::Display for JobError {
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
     fn from(e: E) -> Self {
         JobError::Retry(e.to_string())
+    }
+}
+
+/// How a run ended, from its handler's answer (the outcome decision takes it from
+/// there). Kept here, beside [`JobError`], so the outcome rules need not know the
+/// handler-facing type.
+pub(crate) fn run_result(answer: Result<(), JobError>) -> RunResult {
+    match answer {
+        Ok(()) => RunResult::Succeeded,
+        Err(JobError::Retry(error)) => RunResult::Failed {
+            error,
+            cause: FailureCause::Error,
+        },
+        Err(JobError::Cancel(reason)) => RunResult::Cancelled(reason),
+        Err(JobError::Snooze(d)) => RunResult::Snoozed(d),
     }
 }
 

@@ -89,6 +89,7 @@ mod lane;
 mod migrate;
 mod ops;
 mod outcome;
+mod sqlstate;
 mod stats;
 mod store;
 pub mod validate;

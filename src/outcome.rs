@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use crate::backoff::Backoff;
-use crate::job::JobError;
 
 /// Longest error text kept per attempt; longer messages are cut at a char boundary.
 pub const MAX_ERROR_BYTES: usize = 4096;
@@ -47,18 +46,6 @@ impl FailureCause {
 }
 
 impl RunResult {
-    pub(crate) fn from_handler(r: Result<(), JobError>) -> Self {
-        match r {
-            Ok(()) => RunResult::Succeeded,
-            Err(JobError::Retry(error)) => RunResult::Failed {
-                error,
-                cause: FailureCause::Error,
-            },
-            Err(JobError::Cancel(reason)) => RunResult::Cancelled(reason),
-            Err(JobError::Snooze(d)) => RunResult::Snoozed(d),
-        }
-    }
-
     pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
         let msg = if let Some(s) = payload.downcast_ref::<&str>() {
             (*s).to_string()

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::lane::LaneSpec;
-use crate::store::LiveRow;
 
 /// A snapshot of the engine and its queue.
 #[derive(Debug, Clone, Default)]
@@ -187,6 +186,19 @@ pub struct DatabaseStats {
     /// Whether the schema version has been verified (false only when the engine
     /// started while the database was unavailable and it has not come back yet).
     pub schema_verified: bool,
+}
+
+/// One group of live jobs of the queue, as the store reads them: jobs in `state` of
+/// `priority` and `kind`, `due` now or scheduled, how many, and how long the oldest has
+/// been due.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveRow {
+    pub(crate) state: String,
+    pub(crate) priority: i16,
+    pub(crate) kind: String,
+    pub(crate) due: bool,
+    pub(crate) count: i64,
+    pub(crate) oldest_wait_s: f64,
 }
 
 /// Fills each lane's `waiting` and `oldest_wait`, and the state counts, from live rows.

@@ -5,7 +5,6 @@
 //! listener's own, a migration's transaction, an operator's client).
 
 mod breaker;
-pub(crate) mod classify;
 mod copy;
 mod encoding;
 pub(crate) mod listen;
@@ -34,7 +33,7 @@ pub(crate) use encoding::require_utf8;
 pub(crate) use pool::{builder as pool_builder, ConnectFailure, Stmt};
 pub use pool::{Conn, Manager, Pool};
 pub(crate) use render::render;
-pub(crate) use rows::{ClaimRequest, ClaimedJob, LiveRow, OutcomeRow};
+pub(crate) use rows::{ClaimRequest, ClaimedJob, OutcomeRow};
 use shortage::Shortage;
 pub(crate) use shortage::HANDLER_CONNECTION_WAIT;
 
@@ -491,11 +490,14 @@ impl Store {
     }
 
     /// Live jobs by state, priority and kind for `queue`, and finished counts.
-    pub(crate) async fn stats(&self, queue: &str) -> Result<(Vec<LiveRow>, Vec<(String, i64)>)> {
+    pub(crate) async fn stats(
+        &self,
+        queue: &str,
+    ) -> Result<(Vec<crate::stats::LiveRow>, Vec<(String, i64)>)> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let live = conn.query_once(&self.inner.sql.stats, &[&queue]).await?;
-            let live = live.iter().map(LiveRow::from_row).collect();
+            let live = live.iter().map(rows::live_row).collect();
             let fin = conn
                 .query_once(&self.inner.sql.stats_finished, &[&queue])
                 .await?;

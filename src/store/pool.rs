@@ -131,7 +131,7 @@ impl Conn {
             Err(e) => {
                 e.code().is_none()
                     || e.code()
-                        .is_some_and(|c| super::classify::is_topology_sqlstate(c.code()))
+                        .is_some_and(|c| crate::sqlstate::is_topology_sqlstate(c.code()))
             }
         };
     }
@@ -203,7 +203,7 @@ impl Manager {
         };
         let exhausted = e
             .code()
-            .is_some_and(|c| super::classify::is_exhaustion_sqlstate(c.code()));
+            .is_some_and(|c| crate::sqlstate::is_exhaustion_sqlstate(c.code()));
         let refused = self.connect_failed.borrow().refused + u64::from(exhausted);
         self.connect_failed.send_replace(ConnectFailure {
             reason: crate::error::describe(e),

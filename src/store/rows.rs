@@ -9,6 +9,7 @@ use tokio_postgres::Row;
 use crate::enqueue::NewJob;
 use crate::error::Result;
 use crate::outcome::Action;
+use crate::stats::LiveRow;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -189,27 +190,15 @@ impl<'a> EnqueueParams<'a> {
     }
 }
 
-/// One group of live jobs from the stats query.
-#[derive(Debug, Clone)]
-pub(crate) struct LiveRow {
-    pub(crate) state: String,
-    pub(crate) priority: i16,
-    pub(crate) kind: String,
-    pub(crate) due: bool,
-    pub(crate) count: i64,
-    pub(crate) oldest_wait_s: f64,
-}
-
-impl LiveRow {
-    pub(crate) fn from_row(row: &Row) -> Self {
-        LiveRow {
-            state: row.get(0),
-            priority: row.get(1),
-            kind: row.get(2),
-            due: row.get(3),
-            count: row.get(4),
-            oldest_wait_s: row.get::<_, Option<f64>>(5).unwrap_or(0.0),
-        }
+/// One group of live jobs from the stats query (`sql/stats.sql`).
+pub(crate) fn live_row(row: &Row) -> LiveRow {
+    LiveRow {
+        state: row.get(0),
+        priority: row.get(1),
+        kind: row.get(2),
+        due: row.get(3),
+        count: row.get(4),
+        oldest_wait_s: row.get::<_, Option<f64>>(5).unwrap_or(0.0),
     }
 }
 

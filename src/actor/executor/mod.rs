@@ -134,7 +134,7 @@ pub(crate) fn spawn(
         guard.reported = true;
         let result = match result {
             None => return,
-            Some(Ok(r)) => RunResult::from_handler(r),
+            Some(Ok(r)) => crate::job::run_result(r),
             Some(Err(payload)) => RunResult::panicked(&*payload),
         };
         guard.ended.push(key, result);

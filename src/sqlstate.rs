@@ -1,5 +1,6 @@
-//! Which database errors mean "the database cannot serve us right now" rather than
-//! "this statement is wrong".
+//! SQLSTATE classes: which database errors mean "the database cannot serve us right now"
+//! rather than "this statement is wrong" (a pure classification, used by the errors and the
+//! store alike).
 
 /// SQLSTATEs that mean the server we are connected to cannot serve writes: it became
 /// read-only (a demoted primary after failover), is shutting down, crashed, or does not
