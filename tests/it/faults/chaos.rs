@@ -43,13 +43,25 @@ async fn four_workers_drain_20k_jobs_under_random_backend_kills() {
 
     let live_q = format!("SELECT count(*) FROM \"{}\".jobs", db.schema);
     let mut kills = 0;
+    // Liveness, not speed: the fleet must keep finishing jobs through the kills. How fast
+    // depends on what else the machine runs (the drain took 60-80 s alone and over 150 s
+    // beside four compiling engineers), so the bound is on a stretch without progress.
+    let mut progress = (i64::MAX, Instant::now());
     loop {
         let live: i64 = db.client.query_one(&live_q, &[]).await.unwrap().get(0);
         if live == 0 {
             break;
         }
+        if live < progress.0 {
+            progress = (live, Instant::now());
+        }
         assert!(
-            started.elapsed() < Duration::from_secs(150),
+            progress.1.elapsed() < Duration::from_secs(30),
+            "no job finished for 30 s: {live} jobs left after {:?} (seed {seed})",
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
             "{live} jobs left after {:?} (seed {seed})",
             started.elapsed()
         );
