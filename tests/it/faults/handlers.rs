@@ -18,6 +18,10 @@ async fn panicking_hanging_and_blocking_handlers_give_their_slots_back() {
     let engine = db
         .engine()
         .lane(Lane::new("default").concurrency(3))
+        // One thread per bad job: the panicking one's hook prints a backtrace, which in a
+        // debug build on a loaded machine holds its thread for seconds; the three must
+        // start together whatever the host's CPU count.
+        .handler_threads(3)
         .register::<Probe>()
         .data(events.sender())
         .start()
@@ -42,7 +46,7 @@ async fn panicking_hanging_and_blocking_handlers_give_their_slots_back() {
         Enqueue::new(p).priority(0).max_attempts(1).timeout(t)
     });
     let bad_ids = engine.enqueue_many(bad).await.unwrap();
-    let first = events.take(3, Duration::from_secs(5)).await;
+    let first = events.take(3, Duration::from_secs(15)).await;
     let blocked_at = first
         .iter()
         .find(|e| e.tag == "block")
