@@ -9,6 +9,7 @@ use crate::actor::executor::HandlerPool;
 use crate::actor::supervisor::{JobSupervisor, SupervisorParts};
 use crate::backoff::Backoff;
 use crate::config::{IntoPgConfig, Settings};
+use crate::connect::Connector;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::job::{DataMap, Job, Registration, Registry};
@@ -17,7 +18,8 @@ use crate::migrate::{channel_for, SCHEMA_VERSION};
 use crate::store::{Manager, Store, HANDLER_CONNECTION_WAIT};
 
 impl Engine {
-    /// Starts configuring an engine for the given database (a URL, key-value string, or
+    /// Starts configuring an engine for the given database (a URL or key-value string,
+    /// with TLS parameters, see [`ConnectOptions`](crate::ConnectOptions); or a
     /// [`tokio_postgres::Config`]).
     pub fn builder(database: impl IntoPgConfig) -> EngineBuilder {
         EngineBuilder::new(database.into_pg_config())
@@ -26,7 +28,7 @@ impl Engine {
 
 /// Configures and starts an [`Engine`]. Every setter names its default.
 pub struct EngineBuilder {
-    database: Result<tokio_postgres::Config>,
+    database: Result<crate::ConnectOptions>,
     settings: Settings,
     lanes: Vec<Lane>,
     registry: Registry,
@@ -34,7 +36,7 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    pub(crate) fn new(database: Result<tokio_postgres::Config>) -> Self {
+    pub(crate) fn new(database: Result<crate::ConnectOptions>) -> Self {
         EngineBuilder {
             database,
             settings: Settings::default(),
@@ -225,7 +227,7 @@ impl EngineBuilder {
     /// Validates the configuration, checks the schema is migrated, and starts the actors
     /// in the current actix system. Never migrates by itself.
     pub async fn start(self) -> Result<Engine> {
-        let mut pg = self.database?;
+        let mut db = self.database?;
         let settings = self.settings;
         let channel = channel_for(&settings.schema)?;
         settings.validate()?;
@@ -244,6 +246,7 @@ impl EngineBuilder {
             crate::validate::kind(r.kind)?;
         }
         let worker_id = settings.worker_id.clone().unwrap_or_else(default_worker_id);
+        let pg = db.pg_config_mut();
         pg.connect_timeout(settings.connect_timeout);
         pg.keepalives(true);
         pg.keepalives_idle(Duration::from_secs(30));
@@ -257,9 +260,10 @@ impl EngineBuilder {
             .map(str::to_string)
             .unwrap_or_else(|| "pglane".into());
         let tagged = |role: &str| {
-            let mut c = pg.clone();
+            let mut c = db.clone();
             let name = format!("{base_name} {role} {worker_id}");
-            c.application_name(name.chars().take(63).collect::<String>());
+            c.pg_config_mut()
+                .application_name(name.chars().take(63).collect::<String>());
             c
         };
         let mut engine_pg = tagged("engine");
@@ -268,12 +272,14 @@ impl EngineBuilder {
         let ms = settings.call_timeout.as_millis();
         let options = format!(
             "{} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={}",
-            engine_pg.get_options().unwrap_or(""),
+            engine_pg.pg_config().get_options().unwrap_or(""),
             ms * 2
         );
-        engine_pg.options(options.trim());
-        let app_pg = tagged("app");
-        let listener_pg = tagged("listener");
+        engine_pg.pg_config_mut().options(options.trim());
+        // Certificate files are read here: a missing one fails the start, naming it.
+        let engine_pg = Connector::new(&engine_pg)?;
+        let app_pg = Connector::new(&tagged("app"))?;
+        let listener_pg = Connector::new(&tagged("listener"))?;
 
         let generation = Arc::new(AtomicU64::new(0));
         let engine_manager = Manager::new(engine_pg, generation.clone());

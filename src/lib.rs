@@ -78,6 +78,7 @@ pub mod bench_api;
 mod builder;
 mod commands;
 mod config;
+mod connect;
 #[cfg(feature = "test-util")]
 pub mod devdb;
 mod dispatch;
@@ -101,6 +102,7 @@ pub use commands::{
     Cancel, Enqueue, Pause, Resume, Retry, SetConcurrency, Shutdown, ShutdownReport, Stats,
 };
 pub use config::IntoPgConfig;
+pub use connect::{ConnectOptions, SslMode};
 pub use engine::Engine;
 pub use enqueue::{JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};

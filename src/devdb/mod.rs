@@ -328,17 +328,13 @@ pub fn server_binaries() -> Option<PathBuf> {
 
 /// Whether something answers at `url` within `timeout`.
 pub async fn reachable(url: &str, timeout: Duration) -> bool {
-    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+    let Ok(config) = url.parse::<crate::ConnectOptions>() else {
         return false;
     };
-    match tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls)).await {
-        Ok(Ok((client, conn))) => {
-            drop(client);
-            let _ = conn.await;
-            true
-        }
-        _ => false,
-    }
+    matches!(
+        tokio::time::timeout(timeout, config.connect()).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The database to use, and the throwaway server behind it if one had to be started

@@ -93,7 +93,7 @@ pub(crate) struct SupervisorParts {
     pub(crate) gate: Arc<NotifyGate>,
     pub(crate) claim_base: ClaimBase,
     pub(crate) handlers: Arc<HandlerPool>,
-    pub(crate) listener_config: tokio_postgres::Config,
+    pub(crate) listener_config: crate::connect::Connector,
     pub(crate) schema_verified: bool,
 }
 
