@@ -19,5 +19,6 @@ mod notifications;
 mod plans;
 mod priority;
 mod shutdown;
+mod tls;
 mod tuning;
 mod two_doors;
