@@ -63,6 +63,33 @@ pub async fn migrate(database: impl IntoPgConfig, schema: &str) -> Result<Vec<i3
     result
 }
 
+/// The SQL that brings `schema` from version `after` (0: a new schema) up to
+/// [`SCHEMA_VERSION`], as one script to hand to another migration tool (sqlx,
+/// refinery, Flyway…) instead of running [`migrate`]: it takes the same lock, creates
+/// the schema and its migration record if missing, and records each version it applies,
+/// so engines see the schema as migrated. Run it in one transaction (those tools do);
+/// it is what `pglane migrate --print-sql [--after N]` prints.
+///
+/// ```
+/// let sql = pglane::migration_sql("pglane", 0)?;
+/// assert!(sql.contains("CREATE TABLE \"pglane\".jobs"));
+/// # Ok::<_, pglane::Error>(())
+/// ```
+pub fn migration_sql(schema: &str, after: i32) -> Result<String> {
+    let channel = channel_for(schema)?;
+    if !(0..=SCHEMA_VERSION).contains(&after) {
+        return Err(Error::InvalidConfig(format!(
+            "no migration version {after}: this pglane knows 0 to {SCHEMA_VERSION}"
+        )));
+    }
+    let list: Vec<(i32, &str, &str)> = MIGRATIONS
+        .iter()
+        .filter(|m| m.version > after)
+        .map(|m| (m.version, m.name, m.sql))
+        .collect();
+    Ok(migration::script(schema, &channel, &list))
+}
+
 /// [`migrate`] on a connection you already have.
 pub async fn migrate_with(client: &mut Client, schema: &str) -> Result<Vec<i32>> {
     let channel = channel_for(schema)?;

@@ -50,3 +50,41 @@ pub(crate) async fn apply<C: GenericClient>(
     tx.execute(&record, &[&version, &name]).await?;
     Ok(())
 }
+
+/// The SQL of migrations `list` (version, name, SQL with markers) as one script for
+/// another migration tool: the lock, the schema and its record, then each migration
+/// followed by the row that records it, exactly what [`apply`] runs. Parameters are
+/// written as literals (the schema is a validated identifier; names are pglane's own).
+/// Meant to run in one transaction, as sqlx, refinery and Flyway run each migration.
+pub(crate) fn script(schema: &str, channel: &str, list: &[(i32, &str, &str)]) -> String {
+    let key = format!("'pglane:migrate:{schema}'");
+    let mut out = String::new();
+    let mut statement = |sql: &str| {
+        out.push_str(sql.trim_end());
+        out.push_str(";\n\n");
+    };
+    statement(
+        &include_str!("sql/migration_lock.sql")
+            .replace("hashtext($1)", &format!("hashtext({key})")),
+    );
+    statement(&render(include_str!("sql/create_schema.sql"), schema, ""));
+    statement(&render(
+        include_str!("sql/migrations_table.sql"),
+        schema,
+        "",
+    ));
+    for (version, name, sql) in list {
+        statement(&format!(
+            "-- pglane migration {version}: {name}\n{}",
+            render(sql, schema, channel)
+                .trim_end()
+                .trim_end_matches(';')
+        ));
+        statement(
+            &render(include_str!("sql/record_migration.sql"), schema, channel)
+                .replace("$1", &version.to_string())
+                .replace("$2", &format!("'{name}'")),
+        );
+    }
+    out
+}
