@@ -330,6 +330,7 @@ impl EngineBuilder {
             &settings.queue,
             settings.skip_notify_when_backlogged,
         ));
+        let claim_base_kinds = self.registry.kinds().len();
         let claim_base = ClaimBase {
             queue: settings.queue.clone(),
             kinds: self.registry.kinds(),
@@ -349,6 +350,14 @@ impl EngineBuilder {
             listener_config: listener_pg,
             schema_verified,
         });
+        tracing::info!(
+            schema = %settings.schema,
+            queue = %settings.queue,
+            lanes = ?specs.iter().map(|l| &*l.name).collect::<Vec<_>>(),
+            registered_kinds = claim_base_kinds,
+            database = if schema_verified { "available" } else { "unavailable" },
+            "pglane engine started"
+        );
         Ok(Engine {
             supervisor,
             ops,

@@ -92,6 +92,7 @@ mod outcome;
 mod sqlstate;
 mod stats;
 mod store;
+mod telemetry;
 pub mod validate;
 
 pub use actor::supervisor::JobSupervisor;

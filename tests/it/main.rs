@@ -14,6 +14,7 @@ mod encoding;
 mod enqueue;
 mod faults;
 mod lifecycle;
+mod logs;
 mod migrations;
 mod notifications;
 mod plans;

@@ -36,6 +36,7 @@ use crate::ops::Ops;
 use crate::outcome::RunResult;
 use crate::stats::{ListenerMode, ListenerStats};
 use crate::store::{ClaimedJob, Pool, Store};
+use crate::telemetry::RunLog;
 
 /// The actor applications talk to: send it [`Enqueue`](crate::Enqueue),
 /// [`Pause`](crate::Pause), [`Resume`](crate::Resume),
@@ -52,6 +53,8 @@ pub struct JobSupervisor {
     runs: RunSetup,
     children: Children,
     listener: ListenerStats,
+    /// Logs runs that ended (rate limited).
+    run_log: RunLog,
     /// Pauses and shutdowns waiting for the core's answer.
     waiters: HashMap<WaiterId, oneshot::Sender<()>>,
     /// Reused buffers for runs that ended and started.
@@ -196,6 +199,7 @@ impl JobSupervisor {
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
             },
+            run_log: RunLog::new(&p.settings.queue),
             settings: p.settings,
             store: p.store,
             ops,
