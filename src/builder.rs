@@ -330,7 +330,8 @@ impl EngineBuilder {
             &settings.queue,
             settings.skip_notify_when_backlogged,
         ));
-        let claim_base_kinds = self.registry.kinds().len();
+        let self_kinds = self.registry.kinds();
+        let claim_base_kinds = self_kinds.len();
         let claim_base = ClaimBase {
             queue: settings.queue.clone(),
             kinds: self.registry.kinds(),
@@ -359,6 +360,8 @@ impl EngineBuilder {
             "pglane engine started"
         );
         Ok(Engine {
+            queue: Arc::from(settings.queue.as_str()),
+            kinds: Arc::from(self_kinds),
             supervisor,
             ops,
             app_pool,

@@ -93,6 +93,8 @@ mod sqlstate;
 mod stats;
 mod store;
 mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod validate;
 
 pub use actor::supervisor::JobSupervisor;

@@ -7,6 +7,9 @@
 mod breaker;
 mod copy;
 mod encoding;
+mod idle;
+#[cfg(feature = "test-util")]
+mod inline;
 pub(crate) mod listen;
 mod maintenance;
 pub(crate) mod migration;

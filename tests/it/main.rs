@@ -20,5 +20,6 @@ mod notifications;
 mod plans;
 mod priority;
 mod shutdown;
+mod test_kit;
 mod tuning;
 mod two_doors;

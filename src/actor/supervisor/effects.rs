@@ -69,6 +69,7 @@ impl Launcher<ClaimedJob> for Launch<'_> {
             lane: lane.name.clone(),
             pool: self.setup.app_pool.clone(),
             data: self.setup.data.clone(),
+            ops: self.setup.ops.clone(),
         };
         let watch = self.setup.handlers.watch();
         let handle = executor::spawn(

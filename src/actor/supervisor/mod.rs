@@ -67,6 +67,8 @@ struct RunSetup {
     registry: Arc<Registry>,
     app_pool: Pool,
     data: Arc<DataMap>,
+    /// Handed to every run, for jobs that enqueue jobs.
+    ops: Arc<Ops>,
     handlers: Arc<HandlerPool>,
     /// The handler runtime new runs go to.
     target: Target,
@@ -195,6 +197,7 @@ impl JobSupervisor {
                 registry: p.registry,
                 app_pool: p.app_pool,
                 data: p.data,
+                ops: Arc::new(ops.clone()),
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
