@@ -336,6 +336,8 @@ impl EngineBuilder {
             &settings.queue,
             settings.skip_notify_when_backlogged,
         ));
+        let self_kinds = self.registry.kinds();
+        let claim_base_kinds = self_kinds.len();
         let claim_base = ClaimBase {
             queue: settings.queue.clone(),
             kinds: self.registry.kinds(),
@@ -355,7 +357,17 @@ impl EngineBuilder {
             listener_config: listener_pg,
             schema_verified,
         });
+        tracing::info!(
+            schema = %settings.schema,
+            queue = %settings.queue,
+            lanes = ?specs.iter().map(|l| &*l.name).collect::<Vec<_>>(),
+            registered_kinds = claim_base_kinds,
+            database = if schema_verified { "available" } else { "unavailable" },
+            "pglane engine started"
+        );
         Ok(Engine {
+            queue: Arc::from(settings.queue.as_str()),
+            kinds: Arc::from(self_kinds),
             supervisor,
             ops,
             app_pool,

@@ -93,6 +93,9 @@ mod outcome;
 mod sqlstate;
 mod stats;
 mod store;
+mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod validate;
 
 pub use actor::supervisor::JobSupervisor;

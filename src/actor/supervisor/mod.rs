@@ -36,6 +36,7 @@ use crate::ops::Ops;
 use crate::outcome::RunResult;
 use crate::stats::{ListenerMode, ListenerStats};
 use crate::store::{ClaimedJob, Pool, Store};
+use crate::telemetry::RunLog;
 
 /// The actor applications talk to: send it [`Enqueue`](crate::Enqueue),
 /// [`Pause`](crate::Pause), [`Resume`](crate::Resume),
@@ -52,6 +53,8 @@ pub struct JobSupervisor {
     runs: RunSetup,
     children: Children,
     listener: ListenerStats,
+    /// Logs runs that ended (rate limited).
+    run_log: RunLog,
     /// Pauses and shutdowns waiting for the core's answer.
     waiters: HashMap<WaiterId, oneshot::Sender<()>>,
     /// Reused buffers for runs that ended and started.
@@ -64,6 +67,8 @@ struct RunSetup {
     registry: Arc<Registry>,
     app_pool: Pool,
     data: Arc<DataMap>,
+    /// Handed to every run, for jobs that enqueue jobs.
+    ops: Arc<Ops>,
     handlers: Arc<HandlerPool>,
     /// The handler runtime new runs go to.
     target: Target,
@@ -192,10 +197,12 @@ impl JobSupervisor {
                 registry: p.registry,
                 app_pool: p.app_pool,
                 data: p.data,
+                ops: Arc::new(ops.clone()),
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
             },
+            run_log: RunLog::new(&p.settings.queue),
             settings: p.settings,
             store: p.store,
             ops,
