@@ -18,6 +18,7 @@ mod migrations;
 mod notifications;
 mod plans;
 mod priority;
+mod schedules;
 mod shutdown;
 mod tuning;
 mod two_doors;
