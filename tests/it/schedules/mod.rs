@@ -4,13 +4,14 @@
 //! sharing a schedule, every missed-tick policy after an outage of all engines, and a
 //! schedule that comes due while the database is read-only.
 
-
 use std::time::Duration;
 
 use pglane::{Enqueue, Error, Job, JobContext, JobError, Missed, Schedule};
 use serde::{Deserialize, Serialize};
 
 use crate::support::*;
+
+mod processes;
 
 /// The scheduled job: does nothing.
 #[derive(Debug, Serialize, Deserialize)]
