@@ -19,6 +19,7 @@ mod migrations;
 mod notifications;
 mod plans;
 mod priority;
+mod schedules;
 mod shutdown;
 mod test_kit;
 mod tls;

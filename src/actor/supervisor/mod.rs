@@ -27,6 +27,7 @@ use crate::actor::executor::{EndedRuns, HandlerPool, Target};
 use crate::actor::leases::Leases;
 use crate::actor::listener::{Listener, ListenerReports};
 use crate::actor::maintenance::{Maintenance, MaintenanceReports};
+use crate::actor::scheduler::Scheduler;
 use crate::backoff::jittered;
 use crate::config::{Settings, STUCK_POLL};
 use crate::dispatch::{CoreConfig, Dispatcher, Effects, RunKey, WaiterId};
@@ -84,6 +85,7 @@ struct Children {
     leases: Option<Addr<Leases>>,
     listener: Option<Addr<Listener>>,
     maintenance: Option<Addr<Maintenance>>,
+    scheduler: Option<Addr<Scheduler>>,
 }
 
 /// Everything the supervisor is built from (assembled by the engine builder).
@@ -100,6 +102,8 @@ pub(crate) struct SupervisorParts {
     pub(crate) handlers: Arc<HandlerPool>,
     pub(crate) listener_config: crate::connect::Connector,
     pub(crate) schema_verified: bool,
+    /// The engine's periodic jobs (none: no scheduler is started).
+    pub(crate) schedules: Vec<crate::schedule::ScheduleSpec>,
 }
 
 impl JobSupervisor {
@@ -189,6 +193,9 @@ impl JobSupervisor {
                 )
                 .start(),
             ),
+            scheduler: (!p.schedules.is_empty()).then(|| {
+                Scheduler::new(p.store.clone(), p.schedules, &p.claim_base.worker_id).start()
+            }),
         };
         JobSupervisor {
             core,
@@ -261,5 +268,8 @@ fn stop_helpers(sup: &mut JobSupervisor) {
     }
     if let Some(m) = sup.children.maintenance.take() {
         m.do_send(crate::actor::maintenance::StopMaintenance);
+    }
+    if let Some(s) = sup.children.scheduler.take() {
+        s.do_send(crate::actor::scheduler::StopScheduler);
     }
 }
