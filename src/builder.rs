@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::job::{DataMap, Job, Registration, Registry};
 use crate::lane::{validate_lanes, Lane, NotifyGate};
 use crate::migrate::{channel_for, SCHEMA_VERSION};
+use crate::schedule::{validate_all, Schedule};
 use crate::store::{Manager, Store, HANDLER_CONNECTION_WAIT};
 
 impl Engine {
@@ -33,6 +34,7 @@ pub struct EngineBuilder {
     lanes: Vec<Lane>,
     registry: Registry,
     data: DataMap,
+    schedules: Vec<Schedule>,
 }
 
 impl EngineBuilder {
@@ -43,6 +45,7 @@ impl EngineBuilder {
             lanes: Vec::new(),
             registry: Registry::default(),
             data: DataMap::default(),
+            schedules: Vec::new(),
         }
     }
 
@@ -55,6 +58,17 @@ impl EngineBuilder {
     /// Registers a job type this engine runs. Only registered kinds are claimed.
     pub fn register<J: Job>(mut self) -> Self {
         self.registry.add(Registration::of::<J>());
+        self
+    }
+
+    /// Adds a periodic job (see [`Schedule`]). Defaults to none. Every engine declaring
+    /// a schedule fires it, and each tick is enqueued once across all of them; when
+    /// engines declare different definitions of one schedule, the stored definition is
+    /// the one written by the engine that started last, and all fire that one. A bad
+    /// cron expression or time zone fails [`start`](Self::start) with
+    /// [`Error::InvalidCron`] or [`Error::UnknownTimeZone`], before anything is written.
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedules.push(schedule);
         self
     }
 
@@ -245,6 +259,7 @@ impl EngineBuilder {
         for r in self.registry.iter() {
             crate::validate::kind(r.kind)?;
         }
+        let schedules = validate_all(&self.schedules)?;
         let worker_id = settings.worker_id.clone().unwrap_or_else(default_worker_id);
         let pg = db.pg_config_mut();
         pg.connect_timeout(settings.connect_timeout);
@@ -336,6 +351,8 @@ impl EngineBuilder {
             &settings.queue,
             settings.skip_notify_when_backlogged,
         ));
+        let self_kinds = self.registry.kinds();
+        let claim_base_kinds = self_kinds.len();
         let claim_base = ClaimBase {
             queue: settings.queue.clone(),
             kinds: self.registry.kinds(),
@@ -354,8 +371,19 @@ impl EngineBuilder {
             handlers: handlers.clone(),
             listener_config: listener_pg,
             schema_verified,
+            schedules,
         });
+        tracing::info!(
+            schema = %settings.schema,
+            queue = %settings.queue,
+            lanes = ?specs.iter().map(|l| &*l.name).collect::<Vec<_>>(),
+            registered_kinds = claim_base_kinds,
+            database = if schema_verified { "available" } else { "unavailable" },
+            "pglane engine started"
+        );
         Ok(Engine {
+            queue: Arc::from(settings.queue.as_str()),
+            kinds: Arc::from(self_kinds),
             supervisor,
             ops,
             app_pool,

@@ -104,6 +104,27 @@ pub enum Error {
     #[error("conflict: {0}")]
     Conflict(String),
 
+    /// A schedule's cron expression could not be parsed; nothing was written.
+    #[error("schedule `{schedule}`: invalid cron expression {expression:?}: {reason}")]
+    InvalidCron {
+        /// The schedule declaring it.
+        schedule: String,
+        /// The expression as given.
+        expression: String,
+        /// What the parser said.
+        reason: String,
+    },
+
+    /// A schedule names a time zone that is not in the IANA database; nothing was
+    /// written.
+    #[error("schedule `{schedule}`: unknown time zone {zone:?} (use an IANA name such as `Europe/Paris`)")]
+    UnknownTimeZone {
+        /// The schedule declaring it.
+        schedule: String,
+        /// The zone as given.
+        zone: String,
+    },
+
     /// The named lane does not exist in this engine.
     #[error("unknown lane `{0}`")]
     UnknownLane(String),
