@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::GenericClient;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::migrate::{channel_for, SCHEMA_VERSION};
 use crate::stats::StateCounts;
 use crate::store::operator;
@@ -173,19 +173,13 @@ pub struct AttemptError {
 /// `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// Fails with [`Error::NotMigrated`] unless `schema` is at the version this build needs.
+/// Fails with [`Error::NotMigrated`] unless `schema` holds every migration this build
+/// needs, or with [`Error::SchemaTooNew`] if a newer migration does not allow this
+/// build (see the README's "Deploying and upgrading").
 pub async fn ensure_migrated<C: GenericClient>(client: &C, schema: &str) -> Result<()> {
     channel_for(schema)?;
-    let found = operator::schema_version(client, schema).await?;
-    if found == SCHEMA_VERSION {
-        Ok(())
-    } else {
-        Err(Error::NotMigrated {
-            schema: schema.to_string(),
-            found,
-            expected: SCHEMA_VERSION,
-        })
-    }
+    let applied = operator::applied_migrations(client, schema).await?;
+    crate::migrate::fit_of(&applied).into_result(schema, SCHEMA_VERSION)
 }
 
 /// Jobs of every queue by state, sorted by queue. Reads the tables directly, so it works

@@ -324,14 +324,10 @@ impl EngineBuilder {
         // starts, polls, and verifies the schema once the database is back, like after
         // any outage. A database that answers with the wrong schema version is a
         // deployment error and fails now.
-        let schema_verified = match store.schema_version().await {
-            Ok(SCHEMA_VERSION) => true,
-            Ok(found) => {
-                return Err(Error::NotMigrated {
-                    schema: settings.schema.clone(),
-                    found,
-                    expected: SCHEMA_VERSION,
-                })
+        let schema_verified = match store.schema_fit().await {
+            Ok(fit) => {
+                fit.into_result(&settings.schema, SCHEMA_VERSION)?;
+                true
             }
             Err(e) if e.is_topology_change() || e.is_resource_exhaustion() => {
                 tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");

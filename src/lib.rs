@@ -92,6 +92,7 @@ mod migrate;
 mod ops;
 mod outcome;
 mod schedule;
+mod schema_fit;
 mod sqlstate;
 mod stats;
 mod store;

@@ -360,11 +360,11 @@ impl Store {
     }
 
     /// The schema's migration version (0 if it has never been migrated).
-    pub(crate) async fn schema_version(&self) -> Result<i32> {
+    pub(crate) async fn schema_fit(&self) -> Result<crate::schema_fit::SchemaFit> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn.query_once(&self.inner.sql.schema_version, &[]).await;
-            operator::version_found(rows)
+            Ok(crate::migrate::fit_of(&operator::applied_found(rows)?))
         })
         .await
     }

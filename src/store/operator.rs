@@ -11,6 +11,7 @@ use tokio_postgres::{GenericClient, Row};
 use super::prune::prune_finished;
 use super::render;
 use crate::error::Result;
+use crate::schema_fit::Applied;
 
 /// One queue's jobs in one state (`queue_counts.sql`).
 #[derive(Debug, Clone, PartialEq)]
@@ -55,26 +56,31 @@ pub(crate) struct ShownJob {
     pub(crate) rescues: i32,
 }
 
-/// The schema's migration version from the answer to `schema_version.sql`: 0 when the
+/// The applied migrations from the answer to `schema_version.sql`: none when the
 /// schema or its migration record does not exist (never migrated).
-pub(crate) fn version_found(
+pub(crate) fn applied_found(
     answer: std::result::Result<Vec<Row>, tokio_postgres::Error>,
-) -> Result<i32> {
+) -> Result<Vec<Applied>> {
     match answer {
-        Ok(rows) => match rows.first() {
-            Some(row) => Ok(row.try_get(0)?),
-            None => Ok(0),
-        },
+        Ok(rows) => rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect(),
         // undefined_table / invalid_schema_name: never migrated.
-        Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01") | Some("3F000")) => Ok(0),
+        Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01") | Some("3F000")) => {
+            Ok(Vec::new())
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-/// The schema's migration version (0 if it has never been migrated).
-pub(crate) async fn schema_version<C: GenericClient>(client: &C, schema: &str) -> Result<i32> {
+/// The migrations applied to the schema (none if it has never been migrated).
+pub(crate) async fn applied_migrations<C: GenericClient>(
+    client: &C,
+    schema: &str,
+) -> Result<Vec<Applied>> {
     let sql = render(include_str!("sql/schema_version.sql"), schema, "");
-    version_found(client.query(&sql, &[]).await)
+    applied_found(client.query(&sql, &[]).await)
 }
 
 /// Jobs of every queue by state, sorted by queue then state.

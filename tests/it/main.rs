@@ -11,6 +11,7 @@ mod cli;
 mod concurrency;
 mod connection_limit;
 mod core;
+mod deploy;
 mod encoding;
 mod enqueue;
 mod faults;
