@@ -229,3 +229,59 @@ async fn an_engine_runs_as_a_role_with_only_the_engine_grants() {
         .unwrap();
     db.cleanup().await;
 }
+
+/// `rust-version` in Cargo.toml is at least what every crate in the committed
+/// Cargo.lock declares (read from the registry's unpacked sources; crates not unpacked
+/// here, e.g. other platforms' ones, are skipped).
+#[test]
+fn rust_version_covers_the_locked_crates() {
+    let parse = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    let ours = parse(env!("CARGO_PKG_RUST_VERSION"));
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+        .expect("Cargo.lock");
+    let home = std::env::var("CARGO_HOME")
+        .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+    let sources: Vec<std::path::PathBuf> = std::fs::read_dir(format!("{home}/registry/src"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    let mut checked = 0;
+    let mut too_new = Vec::new();
+    for package in lock.split("[[package]]").skip(1) {
+        let field = |key: &str| {
+            package
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+        };
+        let (Some(name), Some(version)) = (field("name"), field("version")) else {
+            continue;
+        };
+        let Some(manifest) = sources
+            .iter()
+            .map(|s| s.join(format!("{name}-{version}/Cargo.toml")))
+            .find(|p| p.exists())
+        else {
+            continue;
+        };
+        checked += 1;
+        let text = std::fs::read_to_string(manifest).unwrap_or_default();
+        let needs = text.lines().find_map(|l| {
+            l.strip_prefix("rust-version = \"")
+                .map(|v| v.trim_end_matches('"').to_string())
+        });
+        if let Some(needs) = needs {
+            if parse(&needs) > ours {
+                too_new.push(format!("{name} {version} needs {needs}"));
+            }
+        }
+    }
+    assert!(
+        too_new.is_empty(),
+        "rust-version {} is older than the locked crates need: {too_new:?}",
+        env!("CARGO_PKG_RUST_VERSION")
+    );
+    println!(
+        "rust-version {} covers the {checked} locked crates found",
+        env!("CARGO_PKG_RUST_VERSION")
+    );
+}
