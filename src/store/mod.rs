@@ -135,6 +135,8 @@ struct Inner {
     timings: Arc<timings::Timings>,
     /// Refusals of `pool`, and sightings of a full server (see `shortage`).
     shortage: Shortage,
+    /// Names the server in errors of failed connection attempts.
+    connect_error: crate::connect::Connector,
 }
 
 /// Counts from one maintenance pass.
@@ -184,6 +186,7 @@ impl Store {
                 connect_failures,
                 timings: manager.timings(),
                 shortage: manager.shortage(),
+                connect_error: manager.connector().clone(),
             }),
         };
         shortage::react_to_refusals(&store, &managers);
@@ -338,7 +341,7 @@ impl Store {
         loop {
             tokio::select! {
                 got = &mut get => return got.map_err(|e| match e {
-                    bb8::RunError::User(e) => Error::Database(e),
+                    bb8::RunError::User(e) => self.inner.connect_error.error(e),
                     // Short of connections, the pool is held at one (see
                     // `Shortage::before_connect`): waiting for it is not an outage either.
                     bb8::RunError::TimedOut if failures.borrow().exhausted || self.short_of_connections() => {
