@@ -76,6 +76,7 @@ mod backoff;
 #[doc(hidden)]
 pub mod bench_api;
 mod builder;
+mod cancel;
 mod commands;
 mod config;
 #[cfg(feature = "test-util")]
@@ -97,6 +98,7 @@ pub mod validate;
 pub use actor::supervisor::JobSupervisor;
 pub use backoff::Backoff;
 pub use builder::EngineBuilder;
+pub use cancel::CancelOutcome;
 pub use commands::{
     Cancel, Enqueue, Pause, Resume, Retry, SetConcurrency, Shutdown, ShutdownReport, Stats,
 };

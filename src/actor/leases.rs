@@ -2,12 +2,15 @@
 //! the ones found lost.
 //!
 //! A lease is renewed every third of its length, so two renewals can fail before it
-//! runs out. Only runs a handler thread has started are renewed: a claimed job that
+//! runs out. A renewal also reports runs a user asked to cancel (the backstop for a
+//! missed cancel notification). Only runs a handler thread has started are renewed: a claimed job that
 //! never got a thread is handed back, not held hostage under a renewed lease.
 
 use actix::prelude::*;
 
-use crate::actor::supervisor::inbox::LeasesLost;
+use std::collections::HashMap;
+
+use crate::actor::supervisor::inbox::{CancelRequested, LeasesLost};
 use crate::dispatch::RunKey;
 use crate::store::Store;
 
@@ -20,14 +23,21 @@ pub(crate) struct Leases {
     store: Store,
     lease_ms: f64,
     lost: Recipient<LeasesLost>,
+    cancel: Recipient<CancelRequested>,
 }
 
 impl Leases {
-    pub(crate) fn new(store: Store, lease_ms: f64, lost: Recipient<LeasesLost>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        lease_ms: f64,
+        lost: Recipient<LeasesLost>,
+        cancel: Recipient<CancelRequested>,
+    ) -> Self {
         Leases {
             store,
             lease_ms,
             lost,
+            cancel,
         }
     }
 }
@@ -51,12 +61,16 @@ impl Handler<Renew> for Leases {
             .into_actor(self)
             .map(move |kept, act, _| match kept {
                 Ok(kept) => {
-                    let lost: Vec<RunKey> = keys
-                        .into_iter()
-                        .filter(|k| !kept.contains(&k.job))
-                        .collect();
+                    let owned: HashMap<i64, bool> = kept.into_iter().collect();
+                    let (kept, lost): (Vec<RunKey>, Vec<RunKey>) =
+                        keys.into_iter().partition(|k| owned.contains_key(&k.job));
                     if !lost.is_empty() {
                         act.lost.do_send(LeasesLost(lost));
+                    }
+                    // The backstop for a cancel notification this process missed.
+                    let cancel: Vec<RunKey> = kept.into_iter().filter(|k| owned[&k.job]).collect();
+                    if !cancel.is_empty() {
+                        act.cancel.do_send(CancelRequested(cancel));
                     }
                 }
                 Err(e) => {

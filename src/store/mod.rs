@@ -468,13 +468,14 @@ impl Store {
         .await
     }
 
-    /// Extends leases; returns the ids still owned.
+    /// Extends leases; returns the ids still owned, each with whether a user asked to
+    /// cancel it.
     pub(crate) async fn renew(
         &self,
         ids: &[i64],
         tokens: &[i64],
         lease_ms: f64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<(i64, bool)>> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn
@@ -484,7 +485,7 @@ impl Store {
                     &[&ids, &tokens, &lease_ms],
                 )
                 .await?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
         .await
     }
@@ -510,16 +511,25 @@ impl Store {
         .await
     }
 
-    /// Cancels a job that has not started. Returns whether it was cancelled.
-    pub(crate) async fn cancel(&self, id: i64) -> Result<bool> {
-        self.timed(async {
-            let mut conn = self.conn().await?;
-            Ok(!conn
-                .query_once(&self.inner.sql.cancel, &[&id])
-                .await?
-                .is_empty())
-        })
-        .await
+    /// Cancels a job (see `cancel()` in migration 5): at once if it has not started, by
+    /// a durable request and a notification to its worker if it is running.
+    pub(crate) async fn cancel(
+        &self,
+        id: i64,
+        reason: Option<&str>,
+        by: &str,
+    ) -> Result<crate::cancel::CancelOutcome> {
+        let answer = self
+            .timed(async {
+                let mut conn = self.conn().await?;
+                let rows = conn
+                    .query_once(&self.inner.sql.cancel, &[&id, &reason, &by])
+                    .await?;
+                Ok(rows[0].get::<_, String>(0))
+            })
+            .await
+            .map_err(|e| crate::cancel::refusal(id, e))?;
+        crate::cancel::CancelOutcome::parse(&answer)
     }
 
     /// Puts a failed or cancelled job back to run. Returns whether it was found.
