@@ -42,6 +42,32 @@ impl Leases {
     }
 }
 
+impl Leases {
+    /// Runs whose leases were lost because a user cancelled them while this worker could
+    /// not hear it (frozen, cut off): tell their handlers to stop, rather than let them
+    /// run on to their timeout with an outcome that will be fenced off anyway.
+    fn stop_cancelled(&self, lost: Vec<RunKey>, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let ids: Vec<i64> = lost.iter().map(|k| k.job).collect();
+        let cancel = self.cancel.clone();
+        ctx.spawn(
+            async move {
+                let Ok(cancelled) = store.cancelled_among(&ids).await else {
+                    return;
+                };
+                let keys: Vec<RunKey> = lost
+                    .into_iter()
+                    .filter(|k| cancelled.contains(&k.job))
+                    .collect();
+                if !keys.is_empty() {
+                    cancel.do_send(CancelRequested(keys));
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
 impl Actor for Leases {
     type Context = Context<Self>;
 }
@@ -59,13 +85,14 @@ impl Handler<Renew> for Leases {
         let lease_ms = self.lease_ms;
         async move { store.renew(&ids, &tokens, lease_ms).await }
             .into_actor(self)
-            .map(move |kept, act, _| match kept {
+            .map(move |kept, act, ctx| match kept {
                 Ok(kept) => {
                     let owned: HashMap<i64, bool> = kept.into_iter().collect();
                     let (kept, lost): (Vec<RunKey>, Vec<RunKey>) =
                         keys.into_iter().partition(|k| owned.contains_key(&k.job));
                     if !lost.is_empty() {
-                        act.lost.do_send(LeasesLost(lost));
+                        act.lost.do_send(LeasesLost(lost.clone()));
+                        act.stop_cancelled(lost, ctx);
                     }
                     // The backstop for a cancel notification this process missed.
                     let cancel: Vec<RunKey> = kept.into_iter().filter(|k| owned[&k.job]).collect();

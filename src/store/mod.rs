@@ -59,6 +59,7 @@ pub(crate) struct Sql {
     pub(crate) stats_finished: String,
     pub(crate) schema_version: String,
     pub(crate) cancel: String,
+    pub(crate) cancelled_among: String,
     pub(crate) retry_finished: String,
     pub(crate) dead_rows: String,
     pub(crate) self_notify: String,
@@ -81,6 +82,7 @@ impl Sql {
             stats_finished: r(include_str!("sql/stats_finished.sql")),
             schema_version: r(include_str!("sql/schema_version.sql")),
             cancel: r(include_str!("sql/cancel.sql")),
+            cancelled_among: r(include_str!("sql/cancelled_among.sql")),
             retry_finished: r(include_str!("sql/retry_finished.sql")),
             dead_rows: r(include_str!("sql/dead_rows.sql")),
             self_notify: r(include_str!("sql/self_notify.sql")),
@@ -486,6 +488,18 @@ impl Store {
                 )
                 .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+        .await
+    }
+
+    /// Which of `ids` (runs whose leases were lost) ended cancelled by a user.
+    pub(crate) async fn cancelled_among(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .query_once(&self.inner.sql.cancelled_among, &[&ids])
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
     }
