@@ -78,6 +78,8 @@ pub mod bench_api;
 mod builder;
 mod commands;
 mod config;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "test-util")]
 pub mod devdb;
 mod dispatch;

@@ -6,6 +6,8 @@
 
 mod breaker;
 mod copy;
+#[cfg(feature = "dashboard")]
+pub(crate) mod dashboard;
 mod encoding;
 pub(crate) mod listen;
 mod maintenance;
