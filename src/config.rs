@@ -64,6 +64,7 @@ pub(crate) struct Settings {
     pub(crate) worker_id: Option<String>,
     pub(crate) allow_priority_gaps: bool,
     pub(crate) skip_notify_when_backlogged: bool,
+    pub(crate) heartbeat_interval: Duration,
 }
 
 impl Default for Settings {
@@ -98,6 +99,7 @@ impl Default for Settings {
             worker_id: None,
             allow_priority_gaps: false,
             skip_notify_when_backlogged: true,
+            heartbeat_interval: Duration::from_secs(2),
         }
     }
 }
@@ -122,6 +124,7 @@ impl Settings {
             ("connect_timeout", self.connect_timeout),
             ("maintenance_interval", self.maintenance_interval),
             ("listener_health_interval", self.listener_health_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
         ];
         for (name, d) in positive {
             if d.is_zero() {

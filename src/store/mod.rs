@@ -9,6 +9,7 @@ mod copy;
 #[cfg(feature = "dashboard")]
 pub(crate) mod dashboard;
 mod encoding;
+pub(crate) mod heartbeat;
 pub(crate) mod listen;
 mod maintenance;
 pub(crate) mod migration;

@@ -24,6 +24,7 @@ use tokio::task::AbortHandle;
 use crate::actor::claimer::{ClaimBase, Claimer};
 use crate::actor::completer::{Completer, StuckPolicy};
 use crate::actor::executor::{EndedRuns, HandlerPool, Target};
+use crate::actor::heartbeat::{Heartbeat, HeartbeatReports};
 use crate::actor::leases::Leases;
 use crate::actor::listener::{Listener, ListenerReports};
 use crate::actor::maintenance::{Maintenance, MaintenanceReports};
@@ -79,6 +80,7 @@ struct Children {
     leases: Option<Addr<Leases>>,
     listener: Option<Addr<Listener>>,
     maintenance: Option<Addr<Maintenance>>,
+    heartbeat: Option<Addr<Heartbeat>>,
 }
 
 /// Everything the supervisor is built from (assembled by the engine builder).
@@ -184,6 +186,21 @@ impl JobSupervisor {
                 )
                 .start(),
             ),
+            heartbeat: Some(
+                Heartbeat::new(
+                    p.store.clone(),
+                    p.settings.queue.clone(),
+                    p.claim_base.worker_id.clone(),
+                    p.settings.heartbeat_interval,
+                    HeartbeatReports {
+                        lanes: me.clone().recipient(),
+                        pause: me.clone().recipient(),
+                        resume: me.clone().recipient(),
+                        concurrency: me.clone().recipient(),
+                    },
+                )
+                .start(),
+            ),
         };
         JobSupervisor {
             core,
@@ -254,5 +271,8 @@ fn stop_helpers(sup: &mut JobSupervisor) {
     }
     if let Some(m) = sup.children.maintenance.take() {
         m.do_send(crate::actor::maintenance::StopMaintenance);
+    }
+    if let Some(h) = sup.children.heartbeat.take() {
+        h.do_send(crate::actor::heartbeat::StopHeartbeat);
     }
 }
