@@ -192,6 +192,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How often the engine records its heartbeat (its lanes, for the dashboard) and
+    /// applies lane controls set in the database (pause, resume, concurrency from the
+    /// dashboard). An engine silent for three intervals is shown as gone. Defaults to 2 s.
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.settings.heartbeat_interval = d;
+        self
+    }
+
     /// How often the listener's connection is health-checked. Defaults to 5 s.
     pub fn listener_health_interval(mut self, d: Duration) -> Self {
         self.settings.listener_health_interval = d;

@@ -81,6 +81,8 @@ mod cancel;
 mod commands;
 mod config;
 mod connect;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "test-util")]
 pub mod devdb;
 mod dispatch;

@@ -41,10 +41,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "cancel_and_flows",
         sql: include_str!("../migrations/0005_cancel_and_flows.sql"),
     },
+    Migration {
+        version: 6,
+        name: "engines_and_lane_controls",
+        sql: include_str!("../migrations/0006_engines_and_lane_controls.sql"),
+    },
 ];
 
 /// The schema version this build of pglane needs.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The NOTIFY channel for a schema: `<schema>_jobs`, validated as an identifier (so a
 /// schema name may have at most 58 bytes).

@@ -74,18 +74,72 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         older_than: u64,
     },
+    /// Serve the web dashboard (no engine needed): overview, jobs, lanes, actions.
+    Dashboard {
+        /// Address to listen on. Anyone who can reach it can act on the jobs unless
+        /// `--read-only` is given: keep it on localhost or behind a proxy with auth.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Show everything, allow no action.
+        #[arg(long)]
+        read_only: bool,
+    },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    if let Command::Dashboard { bind, read_only } = &cli.command {
+        // actix-web runs in an actix system of its own.
+        return match actix_web::rt::System::new().block_on(dashboard(&cli, bind, *read_only)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pglane: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pglane: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pglane: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `pglane dashboard`: checks the schema, then serves the dashboard at the root.
+async fn dashboard(
+    cli: &Cli,
+    bind: &str,
+    read_only: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let client = connect(&cli.database_url, cli.statement_timeout).await?;
+    admin::ensure_migrated(&client, &cli.schema).await?;
+    drop(client);
+    let dash = pglane::dashboard::Dashboard::connect(cli.database_url.as_str(), &cli.schema)?
+        .read_only(read_only);
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().service(dash.clone().scope("")))
+            .workers(2)
+            .bind(bind)?;
+    for addr in server.addrs() {
+        println!(
+            "pglane dashboard for schema {} at http://{addr}/",
+            cli.schema
+        );
+    }
+    server.run().await?;
+    Ok(())
 }
 
 async fn run(cli: Cli) -> pglane::Result<ExitCode> {
@@ -131,6 +185,7 @@ async fn run(cli: Cli) -> pglane::Result<ExitCode> {
                 Err(e) => Err(e),
             };
         }
+        Command::Dashboard { .. } => unreachable!("served in main"),
         Command::Prune { older_than } => {
             let older_than = Duration::from_secs(older_than);
             let n = admin::prune(&client, schema, older_than).await?;

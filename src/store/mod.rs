@@ -6,10 +6,13 @@
 
 mod breaker;
 mod copy;
+#[cfg(feature = "dashboard")]
+pub(crate) mod dashboard;
 mod encoding;
 mod idle;
 #[cfg(feature = "test-util")]
 mod inline;
+pub(crate) mod heartbeat;
 pub(crate) mod listen;
 mod maintenance;
 pub(crate) mod migration;

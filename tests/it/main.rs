@@ -10,6 +10,7 @@ mod bad_input;
 mod concurrency;
 mod connection_limit;
 mod core;
+mod dashboard;
 mod encoding;
 mod enqueue;
 mod faults;
