@@ -113,6 +113,10 @@ pub struct LaneStats {
     pub concurrency: u32,
     /// Jobs running in it now (this process), stuck ones included.
     pub running: u32,
+    /// How many claimed jobs it may hold ready beyond its slots (`Lane::prefetch`).
+    pub prefetch: u32,
+    /// Claimed, leased jobs it holds ready now, waiting for a slot (prefetched).
+    pub prefetched: u32,
     /// Of those, runs past their timeout still blocking their handler thread: each holds
     /// its slot until its blocking call returns (see [`HandlerStats`]).
     pub stuck: u32,

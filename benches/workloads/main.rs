@@ -74,6 +74,10 @@ struct Args {
     /// sampling query costs the database CPU that the drain would otherwise use.
     #[arg(long)]
     sample_activity: bool,
+    /// w1: how long completed jobs are kept, in seconds (the engine's default is a
+    /// day; 0 deletes them without a copy in `jobs_finished`).
+    #[arg(long)]
+    completed_retention_s: Option<f64>,
     /// w5: engine processes.
     #[arg(long, default_value_t = 4)]
     processes: usize,
@@ -83,6 +87,11 @@ struct Args {
     /// ceiling: connections cycling in parallel.
     #[arg(long, default_value_t = 2)]
     connections: usize,
+    /// Run against a private PostgreSQL server started for this run (default settings
+    /// but for `max_connections = 300`; `fsync` on), so that WAL and row counters
+    /// count this run alone, not other clients of a shared server.
+    #[arg(long)]
+    private_server: bool,
     /// Passed by `cargo bench` to every harness-less bench; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -120,7 +129,17 @@ fn main() {
 }
 
 async fn dispatch(args: Args) -> BoxResult<()> {
-    let url = args.database_url.clone();
+    let mut url = args.database_url.clone();
+    // Kept alive (and stopped when dropped) until every workload is done.
+    let _private = if args.private_server && args.child.is_none() {
+        let pg = pglane::devdb::TempPostgres::init(&["fsync = on", "max_connections = 300"])?;
+        pg.start_server()?;
+        url = pg.url();
+        eprintln!("workloads: private server at {url}");
+        Some(pg)
+    } else {
+        None
+    };
     if let Some(role) = &args.child {
         let schema = args.schema.as_deref().ok_or("--child needs --schema")?;
         return match role.as_str() {
@@ -167,6 +186,9 @@ async fn dispatch(args: Args) -> BoxResult<()> {
                     history: args.history,
                     history_expired: args.history_expired,
                     sample_activity: args.sample_activity,
+                    completed_retention: args
+                        .completed_retention_s
+                        .map(std::time::Duration::from_secs_f64),
                 };
                 drain::w1(&url, &o).await?
             }

@@ -28,9 +28,10 @@ pub(crate) struct LaneState {
 
 impl LaneState {
     pub(crate) fn new(spec: Arc<LaneSpec>, slots: u32) -> Self {
+        let account = LaneAccount::with_prefetch(slots, spec.prefetch);
         LaneState {
             spec,
-            account: LaneAccount::new(slots),
+            account,
             in_flight: None,
             pause_waiters: Vec::new(),
             stuck: 0,

@@ -19,6 +19,7 @@ mod claims;
 mod effects;
 mod ends;
 mod lanes;
+mod prefetch;
 mod runs;
 mod shutdown;
 mod threads;
@@ -32,6 +33,7 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +102,13 @@ struct Held<J> {
     job: J,
 }
 
+/// A prefetched job: claimed and leased, waiting for a slot of its lane.
+#[derive(Debug)]
+struct Ready<J> {
+    key: RunKey,
+    job: J,
+}
+
 #[derive(Debug)]
 struct ShuttingDown {
     running_at_start: usize,
@@ -115,6 +124,8 @@ pub(crate) struct Dispatcher<J, H> {
     /// Rescued runs in `runs`, stuck ones excepted.
     rescued_running: usize,
     held: Option<Held<J>>,
+    /// Each lane's prefetched jobs, most urgent first (empty unless it opted in).
+    ready: Vec<VecDeque<Ready<J>>>,
     threads: Threads,
     shutdown: Option<ShuttingDown>,
     /// False until the schema is verified (the engine started without a database).
@@ -138,11 +149,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
         claiming: bool,
         config: CoreConfig,
     ) -> Self {
+        let ready = lanes.iter().map(|_| VecDeque::new()).collect();
         Dispatcher {
             lanes: lanes
                 .into_iter()
                 .map(|(spec, slots)| LaneState::new(spec, slots))
                 .collect(),
+            ready,
             runs: RunMap::default(),
             stuck_runs: 0,
             rescued_running: 0,

@@ -212,14 +212,31 @@ impl Rig {
     }
 
     pub(super) fn end(&mut self, keys: &[RunKey], result: RunResult) {
-        self.core
-            .runs_ended(keys.iter().map(|k| (*k, result.clone())), &mut self.fx);
+        let mut launch = Launch {
+            log: &mut self.launched,
+            lanes: &self.specs,
+            timeout: self.timeout,
+            unknown: &self.unknown,
+        };
+        self.core.runs_ended(
+            keys.iter().map(|k| (*k, result.clone())),
+            &mut launch,
+            self.now,
+            &mut self.fx,
+        );
         self.collect();
     }
 
     pub(super) fn tick(&mut self, advance: Duration) {
         self.now += advance;
-        self.core.tick(self.now, &mut self.probe, &mut self.fx);
+        let mut launch = Launch {
+            log: &mut self.launched,
+            lanes: &self.specs,
+            timeout: self.timeout,
+            unknown: &self.unknown,
+        };
+        self.core
+            .tick(self.now, &mut self.probe, &mut launch, &mut self.fx);
         self.collect();
     }
 
@@ -229,7 +246,9 @@ impl Rig {
     }
 
     pub(super) fn pause(&mut self, lane: LaneId) -> Option<WaiterId> {
-        self.core.pause(lane)
+        let w = self.core.pause(lane, &mut self.fx);
+        self.collect();
+        w
     }
 
     pub(super) fn resume(&mut self, lane: LaneId) {

@@ -33,6 +33,7 @@ pub struct Lane {
     pub(crate) hi: i16,
     pub(crate) concurrency: u32,
     pub(crate) work_conserving: bool,
+    pub(crate) prefetch: u32,
     pub(crate) priority_error: Option<String>,
 }
 
@@ -46,6 +47,7 @@ impl Lane {
             hi: MAX_PRIORITY,
             concurrency: 10,
             work_conserving: true,
+            prefetch: 0,
             priority_error: None,
         }
     }
@@ -94,6 +96,23 @@ impl Lane {
         self
     }
 
+    /// Opts the lane in to prefetch: it keeps up to `n` claimed, leased jobs of its
+    /// own range ready beyond its slots, so a freed slot starts its next job without a
+    /// database round trip. Defaults to 0 (no prefetch: a claim takes exactly the free
+    /// slots, and the order within the lane is exact).
+    ///
+    /// The trade: a job enqueued while the lane holds prefetched jobs waits behind
+    /// them even if it is more urgent *within the lane's range*. Prefetched jobs are
+    /// never more urgent than the lane's range (a claim that borrows more urgent work
+    /// takes only the free slots), so no other lane's work waits behind them. Their
+    /// leases are renewed while they wait; they are handed back (attempt given back,
+    /// place in line kept) when the lane is paused, its concurrency is changed, or the
+    /// engine shuts down. `stats()` shows them (`LaneStats::prefetched`).
+    pub fn prefetch(mut self, n: u32) -> Self {
+        self.prefetch = n;
+        self
+    }
+
     /// The lane's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -111,6 +130,7 @@ impl Lane {
             lo: self.lo,
             hi: self.hi,
             work_conserving: self.work_conserving,
+            prefetch: self.prefetch,
         };
         (Arc::new(spec), self.concurrency)
     }
@@ -127,6 +147,8 @@ pub(crate) struct LaneSpec {
     /// Least urgent priority the lane serves: a claim never takes anything above it.
     pub(crate) hi: i16,
     pub(crate) work_conserving: bool,
+    /// Jobs held ready beyond the slots (0: no prefetch).
+    pub(crate) prefetch: u32,
 }
 
 impl LaneSpec {

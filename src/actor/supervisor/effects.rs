@@ -125,8 +125,13 @@ impl JobSupervisor {
         let watch = self.runs.handlers.watch().clone();
         watch.take_started(&mut self.started_buf);
         self.core.runs_started(self.started_buf.drain(..));
-        self.core
-            .tick(Instant::now(), &mut Probe(&watch), &mut self.fx);
+        let mut launch = Self::launcher(&self.runs, &self.settings);
+        self.core.tick(
+            Instant::now(),
+            &mut Probe(&watch),
+            &mut launch,
+            &mut self.fx,
+        );
         self.carry_out(ctx);
         let core = &self.core;
         self.runs.handlers.shut_down_drained(|g| core.stuck_on(g));

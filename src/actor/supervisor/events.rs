@@ -70,7 +70,13 @@ impl Handler<RunsEnded> for JobSupervisor {
 
     fn handle(&mut self, _: RunsEnded, ctx: &mut Context<Self>) {
         self.runs.ended.take(&mut self.ended_buf);
-        self.core.runs_ended(self.ended_buf.drain(..), &mut self.fx);
+        let mut launch = Self::launcher(&self.runs, &self.settings);
+        self.core.runs_ended(
+            self.ended_buf.drain(..),
+            &mut launch,
+            Instant::now(),
+            &mut self.fx,
+        );
         self.carry_out(ctx);
     }
 }
