@@ -19,6 +19,8 @@ pub(crate) struct DrainOptions {
     pub(crate) history_expired: bool,
     /// Sample `pg_stat_activity` during the drain (`--sample-activity`).
     pub(crate) sample_activity: bool,
+    /// The lane's prefetch (`--prefetch`).
+    pub(crate) prefetch: u32,
     /// The engine's `completed_retention`, if not its default (`--completed-retention-s`).
     pub(crate) completed_retention: Option<Duration>,
 }
@@ -58,7 +60,11 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
     let t0 = Instant::now();
     let mut builder = Engine::builder(&schema.url)
         .schema(&schema.name)
-        .lane(Lane::new("default").concurrency(o.concurrency))
+        .lane(
+            Lane::new("default")
+                .concurrency(o.concurrency)
+                .prefetch(o.prefetch),
+        )
         .register::<Probe>()
         .data(rec.clone());
     if let Some(d) = o.completed_retention {
@@ -87,6 +93,7 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
             ("workload", Value::from("w1")),
             ("jobs", o.jobs.into()),
             ("concurrency", o.concurrency.into()),
+            ("prefetch", o.prefetch.into()),
             ("wall_s", r(wall, 3)),
             ("jobs_per_s", r(o.jobs as f64 / wall, 0)),
             // Engine start (pools, listener, schema check) until the first job ran: part

@@ -116,14 +116,14 @@ async fn w2_run(schema: &Schema) -> BoxResult<Vec<String>> {
     Ok(out)
 }
 
-pub(crate) async fn w4(url: &str) -> BoxResult<Vec<String>> {
+pub(crate) async fn w4(url: &str, prefetch: u32) -> BoxResult<Vec<String>> {
     let schema = Schema::create(url, "w4").await?;
-    let result = w4_run(&schema).await;
+    let result = w4_run(&schema, prefetch).await;
     schema.drop().await?;
     result
 }
 
-async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
+async fn w4_run(schema: &Schema, prefetch: u32) -> BoxResult<Vec<String>> {
     const LOW_JOBS: u64 = 20_000;
     const HIGH_JOBS: usize = 200;
     const LOW_SLOTS: u32 = 8;
@@ -133,7 +133,8 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
 
     let rec = Recorder::new(HIGH_JOBS, false);
     let t0 = Instant::now();
-    let engine = start(schema, &rec, lanes(LOW_SLOTS, 4)).await?;
+    let [high, low] = lanes(LOW_SLOTS, 4);
+    let engine = start(schema, &rec, [high, low.prefetch(prefetch)]).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     eprintln!("w4: {HIGH_JOBS} high jobs, {INTERVAL_MS} ms apart");
     let mut sent = Vec::with_capacity(HIGH_JOBS);
@@ -169,6 +170,7 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
     let sleep = rec.mean_sleep_ms();
     Ok(vec![line(&[
         ("workload", "w4".into()),
+        ("low_prefetch", prefetch.into()),
         ("high_p50_ms", r(p.p50, 3)),
         ("high_p99_ms", r(p.p99, 3)),
         ("high_max_ms", r(p.max, 3)),

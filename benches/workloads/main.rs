@@ -78,6 +78,11 @@ struct Args {
     /// day; 0 deletes them without a copy in `jobs_finished`).
     #[arg(long)]
     completed_retention_s: Option<f64>,
+    /// w1 and w4: jobs the (low) lane may hold ready beyond its slots
+    /// (`Lane::prefetch`). Defaults: w1 0; w4 16 (the configuration the README
+    /// recommends for it; `--prefetch 0` runs the old one).
+    #[arg(long)]
+    prefetch: Option<u32>,
     /// w5: engine processes.
     #[arg(long, default_value_t = 4)]
     processes: usize,
@@ -112,6 +117,9 @@ struct Args {
 const W1_JOBS: u64 = 20_000;
 const BIG_JOBS: u64 = 100_000;
 const CONCURRENCY: u32 = 16;
+/// w4's low lane prefetch by default: enough ready jobs to cover a claim round trip of
+/// its 8 slots of ~1.2 ms jobs even when the machine is loaded.
+const W4_PREFETCH: u32 = 16;
 
 fn main() {
     let args = Args::parse();
@@ -186,6 +194,7 @@ async fn dispatch(args: Args) -> BoxResult<()> {
                     history: args.history,
                     history_expired: args.history_expired,
                     sample_activity: args.sample_activity,
+                    prefetch: args.prefetch.unwrap_or(0),
                     completed_retention: args
                         .completed_retention_s
                         .map(std::time::Duration::from_secs_f64),
@@ -194,7 +203,7 @@ async fn dispatch(args: Args) -> BoxResult<()> {
             }
             Workload::W2 => latency::w2(&url).await?,
             Workload::W3 => bulk::w3(&url, jobs(BIG_JOBS)).await?,
-            Workload::W4 => latency::w4(&url).await?,
+            Workload::W4 => latency::w4(&url, args.prefetch.unwrap_or(W4_PREFETCH)).await?,
             Workload::W5 => {
                 let o = multi::ManyOptions {
                     jobs: jobs(BIG_JOBS),

@@ -17,6 +17,7 @@ mod lifecycle;
 mod migrations;
 mod notifications;
 mod plans;
+mod prefetch;
 mod priority;
 mod shutdown;
 mod tuning;
