@@ -53,7 +53,8 @@ struct Args {
     /// Jobs to enqueue. Defaults: w1 20,000; w3 and w5 100,000; ceiling 100,000.
     #[arg(long)]
     jobs: Option<u64>,
-    /// Slots of the (low) lane. Defaults: 16 for w1, w5 (per process) and w6.
+    /// Slots of the (low) lane. Defaults: 16 for w1 and w5 (per process); 1,000 for
+    /// w6 (with the urgent lane's latency target; its old configuration was 16 slots).
     #[arg(long)]
     concurrency: Option<u32>,
     /// The database.
@@ -83,6 +84,13 @@ struct Args {
     /// recommends for it; `--prefetch 0` runs the old one).
     #[arg(long)]
     prefetch: Option<u32>,
+    /// w6: the urgent lane's `target_wait` in ms (default 3: the configuration the
+    /// README recommends for w6; 0 runs the old configuration, without a target).
+    #[arg(long, default_value_t = 3.0)]
+    target_wait_ms: f64,
+    /// w6: ms between urgent jobs (default 20; 2 is the 10× trickle).
+    #[arg(long, default_value_t = 20)]
+    high_interval_ms: u64,
     /// w5: engine processes.
     #[arg(long, default_value_t = 4)]
     processes: usize,
@@ -120,6 +128,8 @@ const CONCURRENCY: u32 = 16;
 /// w4's low lane prefetch by default: enough ready jobs to cover a claim round trip of
 /// its 8 slots of ~1.2 ms jobs even when the machine is loaded.
 const W4_PREFETCH: u32 = 16;
+/// w6's low lane slots by default (its urgent lane holds a latency target).
+const W6_CONCURRENCY: u32 = 1000;
 
 fn main() {
     let args = Args::parse();
@@ -214,7 +224,10 @@ async fn dispatch(args: Args) -> BoxResult<()> {
             }
             Workload::W6 => {
                 let o = latency::MixedOptions {
-                    low_concurrency: concurrency,
+                    low_concurrency: args.concurrency.unwrap_or(W6_CONCURRENCY),
+                    target_wait: (args.target_wait_ms > 0.0)
+                        .then(|| std::time::Duration::from_secs_f64(args.target_wait_ms / 1e3)),
+                    interval_ms: args.high_interval_ms,
                 };
                 latency::w6(&url, &o).await?
             }

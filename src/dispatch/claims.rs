@@ -32,7 +32,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
 
     /// Issues a claim for lane `i` if its accounting says so.
     pub(crate) fn dispatch(&mut self, i: LaneId, fx: &mut Effects<H>) {
-        if !self.claiming || self.threads.usable() == 0 {
+        if !self.claiming || self.threads.usable() == 0 || self.held_for_target(i) {
             return;
         }
         let Some(mut limit) = self.lanes[i].account.begin_claim() else {
@@ -95,6 +95,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             return;
         }
         lane.in_flight = None;
+        if lane.target.is_some() {
+            // Lanes that held their claims for this one may claim again.
+            for l in &mut self.lanes {
+                l.refill |= l.share < 1.0;
+            }
+        }
+        let lane = &mut self.lanes[i];
         // Pauses waiting for this claim are answered now: its jobs are handed back below.
         fx.replies.append(&mut lane.pause_waiters);
         let asked = lane.account.reserved();
@@ -189,6 +196,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
         }
         self.start_ready(launcher, now, fx);
         self.dispatch(i, fx);
+        self.after_slots_freed(fx);
     }
 
     /// The hand-back written before the held rescued job may start is done (`written`),
@@ -239,6 +247,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             return;
         };
         self.lanes[i].record_start(facts.waited);
+        self.observe_wait(i, facts.waited, now);
         if rescued {
             self.rescued_running += 1;
         }

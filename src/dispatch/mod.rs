@@ -22,6 +22,7 @@ mod lanes;
 mod prefetch;
 mod runs;
 mod shutdown;
+mod targets;
 mod threads;
 mod tick;
 mod tuning;

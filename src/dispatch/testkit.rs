@@ -35,6 +35,7 @@ pub(super) struct Launched {
 }
 
 struct Launch<'a> {
+    waited: Duration,
     log: &'a mut Vec<Launched>,
     lanes: &'a [Arc<LaneSpec>],
     timeout: Duration,
@@ -58,7 +59,7 @@ impl Launcher<Job> for Launch<'_> {
             attempt: 1,
             max_attempts: 3,
             timeout: self.timeout,
-            waited: Duration::from_millis(5),
+            waited: self.waited,
         };
         Some((key, facts))
     }
@@ -98,6 +99,8 @@ pub(super) struct Rig {
     pub(super) renewals: Vec<RunKey>,
     pub(super) replies: Vec<WaiterId>,
     pub(super) threads: Vec<ThreadChange>,
+    /// The wait every launched job reports (5 ms unless a test sets it).
+    pub(super) wait: Duration,
     fx: Effects<RunKey>,
 }
 
@@ -149,6 +152,7 @@ impl Rig {
             renewals: Vec::new(),
             replies: Vec::new(),
             threads: Vec::new(),
+            wait: Duration::from_millis(5),
             fx: Effects::default(),
         }
     }
@@ -183,6 +187,7 @@ impl Rig {
 
     pub(super) fn answer(&mut self, order: ClaimOrder, jobs: Result<Vec<Job>, ()>) {
         let mut launch = Launch {
+            waited: self.wait,
             log: &mut self.launched,
             lanes: &self.specs,
             timeout: self.timeout,
@@ -201,6 +206,7 @@ impl Rig {
 
     pub(super) fn hand_back_written(&mut self, written: bool) {
         let mut launch = Launch {
+            waited: self.wait,
             log: &mut self.launched,
             lanes: &self.specs,
             timeout: self.timeout,
@@ -213,6 +219,7 @@ impl Rig {
 
     pub(super) fn end(&mut self, keys: &[RunKey], result: RunResult) {
         let mut launch = Launch {
+            waited: self.wait,
             log: &mut self.launched,
             lanes: &self.specs,
             timeout: self.timeout,
@@ -230,6 +237,7 @@ impl Rig {
     pub(super) fn tick(&mut self, advance: Duration) {
         self.now += advance;
         let mut launch = Launch {
+            waited: self.wait,
             log: &mut self.launched,
             lanes: &self.specs,
             timeout: self.timeout,

@@ -456,3 +456,69 @@ fn a_lost_lease_drops_a_held_job_without_an_outcome() {
     assert_eq!(r.launched.last().map(|l| l.key), Some(key(3, 1)));
     assert!(r.outcomes.iter().all(|(k, _)| *k != key(2, 1)));
 }
+
+fn targeted(low_slots: u32) -> Rig {
+    Rig::new(vec![
+        Lane::new("high")
+            .priorities(0..=9)
+            .concurrency(2)
+            .target_wait(Duration::from_millis(5)),
+        Lane::new("low").priorities(10..).concurrency(low_slots),
+    ])
+}
+
+#[test]
+fn a_missed_target_throttles_less_urgent_lanes_and_calm_gives_slots_back() {
+    let mut r = targeted(64);
+    r.wake(None);
+    let h = r.take_claim(0);
+    let l = r.take_claim(1);
+    assert_eq!(l.limit, 64);
+    r.answer(l, Ok(jobs(100, 64, 100)));
+    // An urgent job waited 8 ms: the low lane may fill half its slots.
+    r.wait = Duration::from_millis(8);
+    r.answer(h, Ok(jobs(1, 1, 0)));
+    assert_eq!(r.core.lanes()[1].account.limit(), 32);
+    assert_eq!(r.core.lanes()[1].share, 0.5);
+    // 40 low runs end: nothing is claimed until fewer than 32 run.
+    let low: Vec<RunKey> = (100..140).map(|j| key(j, 2)).collect();
+    r.end(&low, RunResult::Succeeded);
+    let c = r.take_claim(1);
+    assert_eq!(c.limit, 32 - 24, "24 still run under a limit of 32");
+    r.answer(c, Ok(vec![]));
+    // Calm for long enough: a sixteenth of the slots comes back per tick.
+    r.wait = Duration::from_millis(1);
+    r.tick(Duration::from_millis(300));
+    assert_eq!(r.core.lanes()[1].account.limit(), 36);
+    for _ in 0..20 {
+        r.tick(Duration::from_millis(250));
+    }
+    assert_eq!(r.core.lanes()[1].account.limit(), 64);
+    assert_eq!(r.core.lanes()[1].share, 1.0);
+}
+
+#[test]
+fn a_throttled_lane_holds_its_claim_while_the_urgent_claim_is_in_flight() {
+    let mut r = targeted(8);
+    r.wake(None);
+    let h = r.take_claim(0);
+    let l = r.take_claim(1);
+    r.answer(l, Ok(jobs(100, 8, 100)));
+    r.wait = Duration::from_millis(8);
+    r.answer(h, Ok(jobs(1, 2, 0)));
+    assert_eq!(r.core.lanes()[1].account.limit(), 4);
+    // The urgent lane claims again (a slot frees) while low runs end.
+    r.end(&[key(1, 1)], RunResult::Succeeded);
+    let h = r.take_claim(0);
+    let low: Vec<RunKey> = (100..106).map(|j| key(j, 2)).collect();
+    r.end(&low, RunResult::Succeeded);
+    assert!(
+        r.claims.iter().all(|c| c.lane != 1),
+        "held while the urgent claim is in flight: {:?}",
+        r.claims
+    );
+    r.wait = Duration::from_millis(1);
+    r.answer(h, Ok(vec![]));
+    let l = r.take_claim(1);
+    assert_eq!(l.limit, 2, "4 allowed, 2 still run");
+}

@@ -77,6 +77,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             let held: Vec<RunKey> = self.ready_keys().collect();
             fx.renewals.extend(held);
         }
+        self.tick_targets(now);
         self.start_ready(launcher, now, fx);
         self.after_slots_freed(fx);
     }

@@ -36,6 +36,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             self.hand_back_ready(i, fx);
         }
         self.lanes[i].account.set_slots(slots);
+        self.apply_shares();
         self.dispatch(i, fx);
     }
 }

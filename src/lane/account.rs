@@ -20,6 +20,9 @@ pub(crate) struct LaneAccount {
     held: u32,
     /// How many jobs the lane may hold ready (0: no prefetch).
     prefetch: u32,
+    /// Slots it may fill now: `slots`, or fewer while a more urgent lane's latency
+    /// target throttles it.
+    limit: u32,
     /// Slots held by a claim in flight.
     reserved: u32,
     paused: bool,
@@ -42,6 +45,7 @@ impl LaneAccount {
             running: 0,
             held: 0,
             prefetch,
+            limit: slots,
             reserved: 0,
             paused: false,
             wanted: true,
@@ -51,12 +55,27 @@ impl LaneAccount {
 
     /// Slots neither running nor reserved.
     pub(crate) fn free(&self) -> u32 {
-        self.slots.saturating_sub(self.running + self.reserved)
+        self.limit.saturating_sub(self.running + self.reserved)
     }
 
     /// Slots not running (a claim in flight may be about to fill them).
     pub(crate) fn open_slots(&self) -> u32 {
-        self.slots.saturating_sub(self.running)
+        self.limit.saturating_sub(self.running)
+    }
+
+    /// Slots it may fill now (fewer than `slots` while throttled).
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Limits the lane to `limit` of its slots (a latency target's throttle); raising
+    /// the limit means it may claim again.
+    pub(crate) fn set_limit(&mut self, limit: u32) {
+        let limit = limit.min(self.slots);
+        if limit > self.limit {
+            self.wanted = true;
+        }
+        self.limit = limit;
     }
 
     /// Prefetched jobs held ready.
@@ -178,11 +197,13 @@ impl LaneAccount {
         self.draining = true;
     }
 
+    /// Sets the slots (the throttle's limit is then recomputed by the core).
     pub(crate) fn set_slots(&mut self, slots: u32) {
         if slots > self.slots {
             self.wanted = true;
         }
         self.slots = slots;
+        self.limit = slots;
     }
 }
 

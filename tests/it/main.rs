@@ -13,6 +13,7 @@ mod core;
 mod encoding;
 mod enqueue;
 mod faults;
+mod latency_target;
 mod lifecycle;
 mod migrations;
 mod notifications;
