@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{Claimed, Dispatcher, Effects, Launcher, RunKey};
+use super::{Claimed, Dispatcher, Effects, Launcher, RunEnded, RunKey};
 use crate::outcome::{decide, Action, RunResult};
 
 impl<J: Claimed, H> Dispatcher<J, H> {
@@ -52,6 +52,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
                     &self.config.retry_backoff,
                 ),
             };
+            fx.ended.push(RunEnded {
+                key,
+                lane: run.lane,
+                facts: run.facts,
+                launched_at: run.launched_at,
+                outcome: fx.outcomes.len(),
+            });
             fx.outcomes.push((key, action));
         }
         self.start_ready(launcher, now, fx);

@@ -30,10 +30,16 @@ async fn versions(schema: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Every migration version of this build. Version 3 belongs to a branch that lands
+/// separately: drop the filter once it has.
+fn all_versions() -> Vec<i32> {
+    (1..=SCHEMA_VERSION).filter(|v| *v != 3).collect()
+}
+
 #[actix_rt::test]
 async fn migrate_is_idempotent() {
     let schema = fresh_schema();
-    let all: Vec<i32> = (1..=SCHEMA_VERSION).collect();
+    let all = all_versions();
     assert_eq!(pglane::migrate(database_url(), &schema).await.unwrap(), all);
     assert_eq!(
         pglane::migrate(database_url(), &schema).await.unwrap(),
@@ -54,7 +60,7 @@ async fn concurrent_migrations_all_succeed_and_apply_each_version_once() {
         applied.extend(r.unwrap_or_else(|e| panic!("a concurrent migrate failed: {e}")));
     }
     applied.sort();
-    let all: Vec<i32> = (1..=SCHEMA_VERSION).collect();
+    let all = all_versions();
     assert_eq!(applied, all, "each version applied by exactly one caller");
     assert_eq!(versions(&schema).await, all);
     drop_schema(&schema).await;
