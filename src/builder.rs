@@ -181,6 +181,9 @@ impl EngineBuilder {
     }
 
     /// How long completed jobs stay in `jobs_finished`. Defaults to 24 h.
+    /// `Duration::ZERO` keeps no history of completed jobs: they are deleted by the
+    /// statement that completes them, without the copy to `jobs_finished` and the
+    /// later prune (failed and cancelled jobs are still kept for `failed_retention`).
     pub fn completed_retention(mut self, d: Duration) -> Self {
         self.settings.completed_retention = d;
         self

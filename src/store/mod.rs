@@ -478,11 +478,16 @@ impl Store {
         .await
     }
 
-    /// Writes outcomes; returns the ids applied (the others were fenced off).
-    pub(crate) async fn write_outcomes(&self, batch: &[OutcomeRow]) -> Result<Vec<i64>> {
+    /// Writes outcomes; returns the ids applied (the others were fenced off). Completed
+    /// jobs are copied to `jobs_finished` only if `keep_completed`.
+    pub(crate) async fn write_outcomes(
+        &self,
+        batch: &[OutcomeRow],
+        keep_completed: bool,
+    ) -> Result<Vec<i64>> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let p = rows::OutcomeParams::new(batch);
+            let p = rows::OutcomeParams::new(batch, keep_completed);
             let rows = conn
                 .query_prepared(Stmt::Outcomes, &self.inner.sql.outcomes, &p.as_params())
                 .await?;

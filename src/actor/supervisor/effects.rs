@@ -127,8 +127,13 @@ impl JobSupervisor {
         let watch = self.runs.handlers.watch().clone();
         watch.take_started(&mut self.started_buf);
         self.core.runs_started(self.started_buf.drain(..));
-        self.core
-            .tick(Instant::now(), &mut Probe(&watch), &mut self.fx);
+        let mut launch = Self::launcher(&self.runs, &self.settings);
+        self.core.tick(
+            Instant::now(),
+            &mut Probe(&watch),
+            &mut launch,
+            &mut self.fx,
+        );
         self.runs.signals.prune();
         self.carry_out(ctx);
         let core = &self.core;

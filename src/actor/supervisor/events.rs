@@ -74,7 +74,13 @@ impl Handler<RunsEnded> for JobSupervisor {
         self.runs
             .signals
             .forget(self.ended_buf.iter().map(|(k, _)| *k));
-        self.core.runs_ended(self.ended_buf.drain(..), &mut self.fx);
+        let mut launch = Self::launcher(&self.runs, &self.settings);
+        self.core.runs_ended(
+            self.ended_buf.drain(..),
+            &mut launch,
+            Instant::now(),
+            &mut self.fx,
+        );
         self.carry_out(ctx);
     }
 }

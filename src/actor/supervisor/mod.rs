@@ -164,6 +164,7 @@ impl JobSupervisor {
                         limit: s.max_rescues,
                         retry_backoff: s.retry_backoff,
                     },
+                    !s.completed_retention.is_zero(),
                 )
                 .start(),
             ),
