@@ -9,10 +9,10 @@ mod copy;
 #[cfg(feature = "dashboard")]
 pub(crate) mod dashboard;
 mod encoding;
+pub(crate) mod heartbeat;
 mod idle;
 #[cfg(feature = "test-util")]
 mod inline;
-pub(crate) mod heartbeat;
 pub(crate) mod listen;
 mod maintenance;
 pub(crate) mod migration;

@@ -102,7 +102,12 @@ impl TestSchema {
         crate::migrate(url, &schema).await?;
         let store = Store::standalone(&url.into_pg_config()?, &schema, 4)?;
         let gate = Arc::new(NotifyGate::new(&[], crate::DEFAULT_QUEUE, false));
-        let ops = Arc::new(Ops::new(store.clone(), gate, Arc::new(|_| {}), Arc::from("pglane::testing")));
+        let ops = Arc::new(Ops::new(
+            store.clone(),
+            gate,
+            Arc::new(|_| {}),
+            Arc::from("pglane::testing"),
+        ));
         Ok(TestSchema {
             url: url.to_string(),
             schema,
