@@ -111,6 +111,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a run a user cancelled may go on after its handler was told
+    /// ([`JobContext::cancelled`](crate::JobContext::cancelled)) before it is aborted.
+    /// Defaults to 5 s.
+    pub fn cancel_grace(mut self, d: Duration) -> Self {
+        self.settings.cancel_grace = d;
+        self
+    }
+
     /// How often each lane polls while NOTIFY works (jittered ±10%). Defaults to 1 s.
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.settings.poll_interval = d;
@@ -173,6 +181,9 @@ impl EngineBuilder {
     }
 
     /// How long completed jobs stay in `jobs_finished`. Defaults to 24 h.
+    /// `Duration::ZERO` keeps no history of completed jobs: they are deleted by the
+    /// statement that completes them, without the copy to `jobs_finished` and the
+    /// later prune (failed and cancelled jobs are still kept for `failed_retention`).
     pub fn completed_retention(mut self, d: Duration) -> Self {
         self.settings.completed_retention = d;
         self
@@ -181,6 +192,14 @@ impl EngineBuilder {
     /// How long failed and cancelled jobs stay in `jobs_finished`. Defaults to 7 days.
     pub fn failed_retention(mut self, d: Duration) -> Self {
         self.settings.failed_retention = d;
+        self
+    }
+
+    /// How often the engine records its heartbeat (its lanes, for the dashboard) and
+    /// applies lane controls set in the database (pause, resume, concurrency from the
+    /// dashboard). An engine silent for three intervals is shown as gone. Defaults to 2 s.
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.settings.heartbeat_interval = d;
         self
     }
 

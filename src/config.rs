@@ -55,6 +55,7 @@ pub(crate) struct Settings {
     pub(crate) pool_size: u32,
     pub(crate) lease: Duration,
     pub(crate) job_timeout: Duration,
+    pub(crate) cancel_grace: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) poll_interval_without_listener: Duration,
     pub(crate) call_timeout: Duration,
@@ -72,6 +73,7 @@ pub(crate) struct Settings {
     pub(crate) worker_id: Option<String>,
     pub(crate) allow_priority_gaps: bool,
     pub(crate) skip_notify_when_backlogged: bool,
+    pub(crate) heartbeat_interval: Duration,
 }
 
 impl Default for Settings {
@@ -82,6 +84,7 @@ impl Default for Settings {
             pool_size: 10,
             lease: Duration::from_secs(30),
             job_timeout: Duration::from_secs(300),
+            cancel_grace: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             poll_interval_without_listener: Duration::from_millis(250),
             call_timeout: Duration::from_secs(10),
@@ -106,6 +109,7 @@ impl Default for Settings {
             worker_id: None,
             allow_priority_gaps: false,
             skip_notify_when_backlogged: true,
+            heartbeat_interval: Duration::from_secs(2),
         }
     }
 }
@@ -121,6 +125,7 @@ impl Settings {
         let positive = [
             ("lease", self.lease),
             ("job_timeout", self.job_timeout),
+            ("cancel_grace", self.cancel_grace),
             ("poll_interval", self.poll_interval),
             (
                 "poll_interval_without_listener",
@@ -130,6 +135,7 @@ impl Settings {
             ("connect_timeout", self.connect_timeout),
             ("maintenance_interval", self.maintenance_interval),
             ("listener_health_interval", self.listener_health_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
         ];
         for (name, d) in positive {
             if d.is_zero() {

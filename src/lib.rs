@@ -77,9 +77,12 @@ mod backoff;
 #[doc(hidden)]
 pub mod bench_api;
 mod builder;
+mod cancel;
 mod commands;
 mod config;
 mod connect;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "test-util")]
 pub mod devdb;
 mod dispatch;
@@ -104,6 +107,7 @@ pub mod validate;
 pub use actor::supervisor::JobSupervisor;
 pub use backoff::Backoff;
 pub use builder::EngineBuilder;
+pub use cancel::CancelOutcome;
 pub use commands::{
     Cancel, Enqueue, Pause, Resume, Retry, SetConcurrency, Shutdown, ShutdownReport, Stats,
 };

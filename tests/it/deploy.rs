@@ -211,7 +211,10 @@ async fn an_engine_runs_as_a_role_with_only_the_engine_grants() {
         .enqueue(Enqueue::new(Probe::new("later")).delay(Duration::from_secs(3600)))
         .await
         .unwrap();
-    assert!(engine.cancel(later).await.unwrap());
+    assert_eq!(
+        engine.cancel(later).await.unwrap(),
+        pglane::CancelOutcome::Cancelled
+    );
     assert!(engine.retry(later).await.unwrap());
     let stats = engine.stats().await.unwrap();
     assert!(stats.database.available, "{stats:?}");

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 use pglane::admin::{self, JobState, DEFAULT_DATABASE_URL};
-use pglane::IntoPgConfig;
+use pglane::{CancelOutcome, IntoPgConfig};
 use tokio_postgres::Client;
 
 /// Exit statuses, as `--help` states them.
@@ -95,10 +95,14 @@ enum Command {
         /// The job's id.
         id: i64,
     },
-    /// Cancel a job that has not started yet.
+    /// Cancel a job: at once if it has not started; if it is running (in any process),
+    /// its worker is told, its handler may clean up, and it ends `cancelled`.
     Cancel {
         /// The job's id.
         id: i64,
+        /// Why, recorded in the job's history.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Delete finished jobs (completed, failed, cancelled) older than a cut-off.
     Prune {
@@ -106,18 +110,72 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         older_than: u64,
     },
+    /// Serve the web dashboard (no engine needed): overview, jobs, lanes, actions.
+    Dashboard {
+        /// Address to listen on. Anyone who can reach it can act on the jobs unless
+        /// `--read-only` is given: keep it on localhost or behind a proxy with auth.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Show everything, allow no action.
+        #[arg(long)]
+        read_only: bool,
+    },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    if let Command::Dashboard { bind, read_only } = &cli.command {
+        // actix-web runs in an actix system of its own.
+        return match actix_web::rt::System::new().block_on(dashboard(&cli, bind, *read_only)) {
+            Ok(()) => ExitCode::from(DONE),
+            Err(e) => {
+                eprintln!("pglane: {e}");
+                ExitCode::from(DATABASE_OR_CONFIG)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pglane: cannot start the runtime: {e}");
+            return ExitCode::from(DATABASE_OR_CONFIG);
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("pglane: {e}");
             ExitCode::from(DATABASE_OR_CONFIG)
         }
     }
+}
+
+/// `pglane dashboard`: checks the schema, then serves the dashboard at the root.
+async fn dashboard(
+    cli: &Cli,
+    bind: &str,
+    read_only: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let client = connect(&cli.database_url, cli.statement_timeout).await?;
+    admin::ensure_migrated(&client, &cli.schema).await?;
+    drop(client);
+    let dash = pglane::dashboard::Dashboard::connect(cli.database_url.as_str(), &cli.schema)?
+        .read_only(read_only);
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().service(dash.clone().scope("")))
+            .workers(2)
+            .bind(bind)?;
+    for addr in server.addrs() {
+        println!(
+            "pglane dashboard for schema {} at http://{addr}/",
+            cli.schema
+        );
+    }
+    server.run().await?;
+    Ok(())
 }
 
 async fn run(cli: Cli) -> pglane::Result<u8> {
@@ -168,19 +226,26 @@ async fn run(cli: Cli) -> pglane::Result<u8> {
                 .await;
             }
         }
-        Command::Cancel { id } => {
-            if admin::cancel(&client, schema, id).await? {
-                println!("job {id} cancelled");
-            } else {
-                return unchanged(
-                    &client,
-                    schema,
-                    id,
-                    "only jobs that have not started can be cancelled",
-                )
-                .await;
+        Command::Cancel { id, reason } => {
+            let by = format!("pglane cli ({})", std::env::var("USER").unwrap_or_default());
+            match admin::cancel(&client, schema, id, reason.as_deref(), &by).await {
+                Ok(CancelOutcome::Requested) => {
+                    println!("job {id} is running: cancel requested, its worker was told")
+                }
+                Ok(_) => println!("job {id} cancelled"),
+                Err(e @ pglane::Error::NotCancellable { .. }) => {
+                    return match admin::show(&client, schema, id).await? {
+                        None => Ok(missing(id)),
+                        Some(_) => {
+                            eprintln!("{e}; nothing changed");
+                            Ok(NOTHING_CHANGED)
+                        }
+                    };
+                }
+                Err(e) => return Err(e),
             }
         }
+        Command::Dashboard { .. } => unreachable!("served in main"),
         Command::Prune { older_than } => {
             let older_than = Duration::from_secs(older_than);
             let n = admin::prune(&client, schema, older_than).await?;
