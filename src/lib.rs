@@ -89,6 +89,8 @@ mod lane;
 mod migrate;
 mod ops;
 mod outcome;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod sqlstate;
 mod stats;
 mod store;

@@ -43,6 +43,7 @@ impl Ops {
     pub(crate) async fn enqueue(&self, job: NewJob) -> Result<i64> {
         let notify = self.gate.needs_notify_for(std::slice::from_ref(&job));
         let id = self.store.enqueue_one(&job, notify).await?;
+        count_enqueued(std::slice::from_ref(&job), 1);
         if let Some(p) = wake_hint(std::slice::from_ref(&job)) {
             self.wake(Some(p));
         }
@@ -56,6 +57,7 @@ impl Ops {
         }
         let notify = self.gate.needs_notify_for(&jobs);
         let ids = self.store.enqueue(&jobs, notify).await?;
+        count_enqueued(&jobs, ids.len());
         if let Some(p) = wake_hint(&jobs) {
             self.wake(Some(p));
         }
@@ -70,6 +72,7 @@ impl Ops {
         let hint = wake_hint(&jobs);
         let notify_hint = hint.filter(|_| self.gate.needs_notify_for(&jobs));
         let inserted = self.store.copy_jobs(&jobs, notify_hint).await?;
+        count_enqueued(&jobs, inserted as usize);
         if let Some(p) = hint {
             self.wake(Some(p));
         }
@@ -83,7 +86,10 @@ impl Ops {
         client: &C,
         job: NewJob,
     ) -> Result<i64> {
-        self.store.enqueue_on(client, &job).await
+        let id = self.store.enqueue_on(client, &job).await?;
+        // Counted when written, whether or not the caller commits.
+        count_enqueued(std::slice::from_ref(&job), 1);
+        Ok(id)
     }
 
     /// Cancels a job that has not started; returns whether it was cancelled.
@@ -99,5 +105,29 @@ impl Ops {
             self.wake(None);
         }
         Ok(found)
+    }
+}
+
+/// Counts `inserted` of `jobs` in `pglane_jobs_enqueued_total`, one counter call per run
+/// of jobs sharing a queue and kind (a batch is usually one). When some were skipped
+/// (a live unique key), the inserted count goes to the first job's queue and kind.
+fn count_enqueued(jobs: &[NewJob], inserted: usize) {
+    let Some(first) = jobs.first() else {
+        return;
+    };
+    if inserted != jobs.len() {
+        crate::telemetry::metrics::enqueued(&first.queue, &first.kind, inserted as u64);
+        return;
+    }
+    let mut start = 0;
+    for i in 1..=jobs.len() {
+        let same = i < jobs.len()
+            && jobs[i].queue == jobs[start].queue
+            && jobs[i].kind == jobs[start].kind;
+        if !same {
+            let j = &jobs[start];
+            crate::telemetry::metrics::enqueued(&j.queue, &j.kind, (i - start) as u64);
+            start = i;
+        }
     }
 }

@@ -10,6 +10,7 @@ use crate::enqueue::NewJob;
 use crate::error::Result;
 use crate::outcome::Action;
 use crate::stats::LiveRow;
+use crate::telemetry::metrics::RunLabels;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -89,6 +90,9 @@ pub(crate) struct OutcomeRow {
     pub(crate) id: i64,
     pub(crate) token: i64,
     pub(crate) action: Action,
+    /// The run's lane and kind, for `pglane_jobs_finished_total` once written; `None`
+    /// for hand-backs (nothing finished).
+    pub(crate) labels: Option<RunLabels>,
 }
 
 pub(crate) struct OutcomeParams {

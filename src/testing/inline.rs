@@ -212,6 +212,7 @@ pub(super) async fn run_one(
                 id,
                 token,
                 action: Action::Release,
+                labels: None,
             }])
             .await?;
         return Err(Error::InvalidConfig(format!(
@@ -248,7 +249,12 @@ pub(super) async fn run_one(
     let action = decide(result, job.attempt, job.max_attempts, &Backoff::RETRY);
     let ran = Ran::of(&action);
     store
-        .write_outcomes(&[OutcomeRow { id, token, action }])
+        .write_outcomes(&[OutcomeRow {
+            id,
+            token,
+            action,
+            labels: None,
+        }])
         .await?;
     Ok(ran)
 }

@@ -15,6 +15,7 @@ mod enqueue;
 mod faults;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod migrations;
 mod notifications;
 mod plans;

@@ -52,7 +52,7 @@ impl Handler<ClaimReturned> for JobSupervisor {
 
     fn handle(&mut self, msg: ClaimReturned, ctx: &mut Context<Self>) {
         let result = msg.result.map_err(|_| ());
-        let mut launch = Self::launcher(&self.runs, &self.settings);
+        let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
         self.core.claim_returned(
             msg.lane,
             msg.token,

@@ -36,6 +36,7 @@ use crate::ops::Ops;
 use crate::outcome::RunResult;
 use crate::stats::{ListenerMode, ListenerStats};
 use crate::store::{ClaimedJob, Pool, Store};
+use crate::telemetry::metrics::{EngineLabels, Gauges, OutcomeMetrics, RunMetrics};
 use crate::telemetry::RunLog;
 
 /// The actor applications talk to: send it [`Enqueue`](crate::Enqueue),
@@ -55,6 +56,10 @@ pub struct JobSupervisor {
     listener: ListenerStats,
     /// Logs runs that ended (rate limited).
     run_log: RunLog,
+    /// Runs started and ended, by lane and kind.
+    run_metrics: RunMetrics,
+    /// Lane and engine gauges, refreshed every `metrics_interval`.
+    gauges: Gauges,
     /// Pauses and shutdowns waiting for the core's answer.
     waiters: HashMap<WaiterId, oneshot::Sender<()>>,
     /// Reused buffers for runs that ended and started.
@@ -136,6 +141,7 @@ impl JobSupervisor {
             p.schema_verified,
             config,
         );
+        let labels = EngineLabels::new(&s.queue, specs.iter().map(|l| l.name.clone()));
         let me = ctx.address();
         let children = Children {
             claimers: specs
@@ -143,7 +149,9 @@ impl JobSupervisor {
                 .enumerate()
                 .map(|(i, spec)| {
                     let base = p.claim_base.clone();
-                    Claimer::new(p.store.clone(), i, spec, base, me.clone().recipient()).start()
+                    let metrics = labels.claims(i as u16);
+                    let reply = me.clone().recipient();
+                    Claimer::new(p.store.clone(), i, spec, base, metrics, reply).start()
                 })
                 .collect(),
             completer: Some(
@@ -154,6 +162,7 @@ impl JobSupervisor {
                         limit: s.max_rescues,
                         retry_backoff: s.retry_backoff,
                     },
+                    OutcomeMetrics::new(labels.clone()),
                 )
                 .start(),
             ),
@@ -203,6 +212,8 @@ impl JobSupervisor {
                 ended: EndedRuns::new(me.recipient()),
             },
             run_log: RunLog::new(&p.settings.queue),
+            run_metrics: RunMetrics::new(labels.clone()),
+            gauges: Gauges::new(&labels, specs.len()),
             settings: p.settings,
             store: p.store,
             ops,
@@ -212,6 +223,19 @@ impl JobSupervisor {
             ended_buf: Vec::new(),
             started_buf: Vec::new(),
         }
+    }
+
+    /// Sets the lane and engine gauges from a fresh [`Stats`](crate::Stats).
+    fn refresh_gauges(&mut self, ctx: &mut Context<Self>) {
+        ctx.address()
+            .send(crate::Stats)
+            .into_actor(self)
+            .map(|stats, act, _| {
+                if let Ok(Ok(stats)) = stats {
+                    act.gauges.set(&stats);
+                }
+            })
+            .spawn(ctx);
     }
 
     fn poll_interval(&self) -> Duration {
@@ -250,6 +274,9 @@ impl Actor for JobSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.settings.tick_interval(), |act, ctx| act.tick(ctx));
+        ctx.run_interval(self.settings.metrics_interval, |act, ctx| {
+            act.refresh_gauges(ctx)
+        });
         self.poll(ctx);
     }
 }
