@@ -29,10 +29,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "limits_and_vacuum",
         sql: include_str!("../migrations/0002_limits_and_vacuum.sql"),
     },
+    Migration {
+        version: 3,
+        name: "metadata",
+        sql: include_str!("../migrations/0003_metadata.sql"),
+    },
 ];
 
 /// The schema version this build of pglane needs.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The NOTIFY channel for a schema: `<schema>_jobs`, validated as an identifier (so a
 /// schema name may have at most 58 bytes).

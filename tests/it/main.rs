@@ -22,5 +22,6 @@ mod plans;
 mod priority;
 mod shutdown;
 mod test_kit;
+mod traces;
 mod tuning;
 mod two_doors;

@@ -72,6 +72,8 @@ impl Launcher<ClaimedJob> for Launch<'_> {
             pool: self.setup.app_pool.clone(),
             data: self.setup.data.clone(),
             ops: self.setup.ops.clone(),
+            queue: self.setup.queue.clone(),
+            traceparent: job.traceparent.map(Arc::from),
         };
         let labels = RunLabels {
             lane: self.metrics.lane_index(&lane.name),

@@ -74,6 +74,7 @@ struct RunSetup {
     data: Arc<DataMap>,
     /// Handed to every run, for jobs that enqueue jobs.
     ops: Arc<Ops>,
+    queue: Arc<str>,
     handlers: Arc<HandlerPool>,
     /// The handler runtime new runs go to.
     target: Target,
@@ -207,6 +208,7 @@ impl JobSupervisor {
                 app_pool: p.app_pool,
                 data: p.data,
                 ops: Arc::new(ops.clone()),
+                queue: Arc::from(p.settings.queue.as_str()),
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
