@@ -53,7 +53,7 @@ impl<J: Job> Enqueue<J> {
     }
 
     /// See [`JobOptions::priority`].
-    pub fn priority(mut self, p: i64) -> Self {
+    pub fn priority(mut self, p: i16) -> Self {
         self.options = self.options.priority(p);
         self
     }
@@ -71,7 +71,7 @@ impl<J: Job> Enqueue<J> {
     }
 
     /// See [`JobOptions::max_attempts`].
-    pub fn max_attempts(mut self, n: i64) -> Self {
+    pub fn max_attempts(mut self, n: i32) -> Self {
         self.options = self.options.max_attempts(n);
         self
     }
@@ -153,13 +153,30 @@ impl Message for SetConcurrency {
     type Result = Result<()>;
 }
 
-/// Cancel a job that has not started yet. Answers whether it was cancelled (`false` if
-/// it is running, finished, or unknown).
-#[derive(Debug, Clone, Copy)]
-pub struct Cancel(pub i64);
+/// Cancel a job, running or not: see [`Engine::cancel`](crate::Engine::cancel).
+#[derive(Debug, Clone)]
+pub struct Cancel {
+    /// The job.
+    pub id: i64,
+    /// Why, recorded in the job's history. Defaults to none.
+    pub reason: Option<String>,
+}
+
+impl Cancel {
+    /// Cancel job `id`, with no reason given.
+    pub fn new(id: i64) -> Self {
+        Cancel { id, reason: None }
+    }
+
+    /// Records why.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
 
 impl Message for Cancel {
-    type Result = Result<bool>;
+    type Result = Result<crate::CancelOutcome>;
 }
 
 /// Put a failed or cancelled job back in the queue with fresh attempts. Answers whether
@@ -309,10 +326,6 @@ mod tests {
         assert_eq!(
             bad(Enqueue::new(ping()).priority(-1)),
             R::PriorityOutOfRange(-1)
-        );
-        assert_eq!(
-            bad(Enqueue::new(ping()).priority(40_000)),
-            R::PriorityOutOfRange(40_000)
         );
         assert_eq!(
             bad(Enqueue::new(ping()).max_attempts(0)),

@@ -3,37 +3,45 @@
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::connect::ConnectOptions;
 use crate::error::{Error, Result};
 
-/// Anything that names a PostgreSQL database: a URL or key-value string, or a
+/// Anything that names a PostgreSQL database: a URL or key-value string (with libpq's
+/// TLS parameters, see [`ConnectOptions`]), a [`ConnectOptions`], or a
 /// [`tokio_postgres::Config`]. Multi-host strings and `target_session_attrs=read-write`
 /// are honoured on every (re)connect.
 pub trait IntoPgConfig {
-    /// Parses or converts into a tokio-postgres config.
-    fn into_pg_config(self) -> Result<tokio_postgres::Config>;
+    /// Parses or converts into connection settings; a bad string is
+    /// [`Error::InvalidDatabaseUrl`] saying what is wrong.
+    fn into_pg_config(self) -> Result<ConnectOptions>;
 }
 
-impl IntoPgConfig for tokio_postgres::Config {
-    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+impl IntoPgConfig for ConnectOptions {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
         Ok(self)
     }
 }
 
+impl IntoPgConfig for tokio_postgres::Config {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
+        Ok(self.into())
+    }
+}
+
 impl IntoPgConfig for &str {
-    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
         self.parse()
-            .map_err(|e| Error::InvalidConfig(format!("database URL: {e}")))
     }
 }
 
 impl IntoPgConfig for String {
-    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
         self.as_str().into_pg_config()
     }
 }
 
 impl IntoPgConfig for &String {
-    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
         self.as_str().into_pg_config()
     }
 }
@@ -47,6 +55,7 @@ pub(crate) struct Settings {
     pub(crate) pool_size: u32,
     pub(crate) lease: Duration,
     pub(crate) job_timeout: Duration,
+    pub(crate) cancel_grace: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) poll_interval_without_listener: Duration,
     pub(crate) call_timeout: Duration,
@@ -65,6 +74,7 @@ pub(crate) struct Settings {
     pub(crate) worker_id: Option<String>,
     pub(crate) allow_priority_gaps: bool,
     pub(crate) skip_notify_when_backlogged: bool,
+    pub(crate) heartbeat_interval: Duration,
 }
 
 impl Default for Settings {
@@ -75,6 +85,7 @@ impl Default for Settings {
             pool_size: 10,
             lease: Duration::from_secs(30),
             job_timeout: Duration::from_secs(300),
+            cancel_grace: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             poll_interval_without_listener: Duration::from_millis(250),
             call_timeout: Duration::from_secs(10),
@@ -100,6 +111,7 @@ impl Default for Settings {
             worker_id: None,
             allow_priority_gaps: false,
             skip_notify_when_backlogged: true,
+            heartbeat_interval: Duration::from_secs(2),
         }
     }
 }
@@ -115,6 +127,7 @@ impl Settings {
         let positive = [
             ("lease", self.lease),
             ("job_timeout", self.job_timeout),
+            ("cancel_grace", self.cancel_grace),
             ("poll_interval", self.poll_interval),
             (
                 "poll_interval_without_listener",
@@ -125,6 +138,7 @@ impl Settings {
             ("maintenance_interval", self.maintenance_interval),
             ("listener_health_interval", self.listener_health_interval),
             ("metrics_interval", self.metrics_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
         ];
         for (name, d) in positive {
             if d.is_zero() {
@@ -217,6 +231,6 @@ mod tests {
                 .is_ok()
         );
         let e = "postgres://u@h:notaport/db".into_pg_config().unwrap_err();
-        assert!(e.to_string().contains("database URL"));
+        assert!(matches!(e, Error::InvalidDatabaseUrl(_)), "{e}");
     }
 }

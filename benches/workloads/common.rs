@@ -120,7 +120,7 @@ pub(crate) async fn producer(url: &str, schema: &str) -> BoxResult<Engine> {
 }
 
 /// Enqueues `n` background jobs with binary COPY, in chunks that fit the call timeout.
-pub(crate) async fn fill(engine: &Engine, n: u64, priority: i64, sleep_us: u32) -> BoxResult<()> {
+pub(crate) async fn fill(engine: &Engine, n: u64, priority: i16, sleep_us: u32) -> BoxResult<()> {
     let mut left = n;
     while left > 0 {
         let chunk = left.min(FILL_CHUNK);
@@ -141,7 +141,7 @@ pub(crate) async fn fill(engine: &Engine, n: u64, priority: i64, sleep_us: u32) 
 pub(crate) fn fill_elsewhere(
     schema: &Schema,
     n: u64,
-    priority: i64,
+    priority: i16,
     sleep_us: u32,
 ) -> BoxResult<()> {
     let status = std::process::Command::new(std::env::current_exe()?)
@@ -162,7 +162,7 @@ pub(crate) async fn fill_child(
     url: &str,
     schema: &str,
     n: u64,
-    priority: i64,
+    priority: i16,
     sleep_us: u32,
 ) -> BoxResult<()> {
     let producer = producer(url, schema).await?;
@@ -241,7 +241,12 @@ pub(crate) fn rss_mib() -> (f64, f64) {
 
 /// CPU time this process has used (user + system), from `/proc/self/stat`.
 pub(crate) fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_time_of("/proc/self/stat").unwrap_or_default()
+}
+
+/// CPU time (user + system) of the process whose `stat` file is `path`.
+pub(crate) fn cpu_time_of(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name (which may contain spaces) start at state (3rd).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -253,5 +258,5 @@ pub(crate) fn cpu_time() -> Duration {
     };
     // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state; the clock
     // tick is 100 Hz on every Linux this runs on.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    Some(Duration::from_millis((ticks(11) + ticks(12)) * 10))
 }

@@ -85,20 +85,26 @@ pub(crate) struct Completer {
     /// Stuck runs whose outcome is being decided (a drain waits for them too).
     deciding: usize,
     log: LogLimiter,
+    /// Copy completed jobs to `jobs_finished` (false: a zero retention deletes them).
+    keep_completed: bool,
     /// Fenced-off outcomes are logged at `warn`, rate limited.
     fenced_log: RateLimit,
     metrics: OutcomeMetrics,
 }
 
 impl Completer {
+    /// A completer writing through `store`; completed jobs are kept in `jobs_finished`
+    /// only if `keep_completed` (a non-zero `completed_retention`).
     pub(crate) fn new(
         store: Store,
         backoff: Backoff,
         stuck: StuckPolicy,
         metrics: OutcomeMetrics,
+        keep_completed: bool,
     ) -> Self {
         Completer {
             store,
+            keep_completed,
             pending: Vec::new(),
             in_flight: false,
             failures: 0,
@@ -174,9 +180,10 @@ impl Completer {
         let batch: Vec<OutcomeRow> = self.pending.drain(..take).collect();
         self.in_flight = true;
         let store = self.store.clone();
+        let keep_completed = self.keep_completed;
         async move {
             let began = std::time::Instant::now();
-            let result = store.write_outcomes(&batch).await;
+            let result = store.write_outcomes(&batch, keep_completed).await;
             (batch, result, began.elapsed())
         }
         .into_actor(self)

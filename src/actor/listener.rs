@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::StreamExt;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
-use crate::actor::supervisor::inbox::{JobsAvailable, ListenerChanged};
+use crate::actor::supervisor::inbox::{CancelRequested, JobsAvailable, ListenerChanged};
 use crate::actor::LogLimiter;
 use crate::config::Settings;
+use crate::dispatch::RunKey;
 use crate::store::Store;
 
 /// At most one hint without a priority is forwarded per this interval.
@@ -34,6 +35,8 @@ const BARE_HINT_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) struct ListenerReports {
     pub(crate) available: Recipient<JobsAvailable>,
     pub(crate) changed: Recipient<ListenerChanged>,
+    /// A user asked to cancel a run (a `cancel:<id>:<token>` notification).
+    pub(crate) cancel: Recipient<CancelRequested>,
 }
 
 /// From the connection pump: a notification, or the end of the connection.
@@ -58,7 +61,7 @@ struct Recycle;
 const PING_PREFIX: &str = "pglane-ping:";
 
 pub(crate) struct Listener {
-    pg: tokio_postgres::Config,
+    pg: crate::connect::Connector,
     store: Store,
     /// Nonce and send time of the self-notification awaited, if any.
     ping: Option<(u64, Instant)>,
@@ -79,7 +82,7 @@ pub(crate) struct Listener {
 
 impl Listener {
     pub(crate) fn new(
-        pg: tokio_postgres::Config,
+        pg: crate::connect::Connector,
         store: Store,
         channel: String,
         settings: Arc<Settings>,
@@ -130,7 +133,7 @@ impl Listener {
         let channel = self.channel.clone();
         let timeout = self.settings.connect_timeout + self.settings.call_timeout;
         let work = async move {
-            let (client, mut connection) = pg.connect(NoTls).await.map_err(|e| e.to_string())?;
+            let (client, mut connection) = pg.connect().await.map_err(|e| e.to_string())?;
             // The pump drives the connection: it must run before any query can complete.
             actix_rt::spawn(async move {
                 let mut messages =
@@ -171,7 +174,12 @@ impl Listener {
                 Ok(client) => {
                     act.client = Some(Arc::new(client));
                     act.failures = 0;
-                    tracing::info!(channel = %act.channel, "listener connected");
+                    tracing::info!(
+                        channel = %act.channel,
+                        server = act.pg.target(),
+                        sslmode = act.pg.mode().as_str(),
+                        "listener connected"
+                    );
                     act.reports.changed.do_send(ListenerChanged {
                         up: true,
                         error: None,
@@ -320,6 +328,14 @@ impl Handler<Pumped> for Listener {
                 let nonce = payload[PING_PREFIX.len()..].parse::<u64>().ok();
                 if nonce.is_some() && self.ping.map(|(n, _)| n) == nonce {
                     self.ping = None;
+                }
+            }
+            Pumped::Notification { epoch, payload }
+                if epoch == self.epoch && crate::cancel::is_notice(&payload) =>
+            {
+                if let Some((job, token)) = crate::cancel::parse_notice(&payload) {
+                    let key = RunKey { job, token };
+                    self.reports.cancel.do_send(CancelRequested(vec![key]));
                 }
             }
             Pumped::Notification { epoch, payload } if epoch == self.epoch => {

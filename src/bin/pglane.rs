@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 use pglane::admin::{self, JobState, JobSummary, QueueCounts, DEFAULT_DATABASE_URL};
-use pglane::IntoPgConfig;
-use tokio_postgres::{Client, NoTls};
+use pglane::{CancelOutcome, IntoPgConfig};
+use tokio_postgres::Client;
 
 /// Operate a pglane job queue: migrate, inspect, retry, cancel, prune.
 #[derive(Parser)]
@@ -59,10 +59,14 @@ enum Command {
         /// The job's id.
         id: i64,
     },
-    /// Cancel a job that has not started yet.
+    /// Cancel a job: at once if it has not started; if it is running (in any process),
+    /// its worker is told, its handler may clean up, and it ends `cancelled`.
     Cancel {
         /// The job's id.
         id: i64,
+        /// Why, recorded in the job's history.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Delete finished jobs (completed, failed, cancelled) older than a cut-off.
     Prune {
@@ -70,18 +74,72 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         older_than: u64,
     },
+    /// Serve the web dashboard (no engine needed): overview, jobs, lanes, actions.
+    Dashboard {
+        /// Address to listen on. Anyone who can reach it can act on the jobs unless
+        /// `--read-only` is given: keep it on localhost or behind a proxy with auth.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Show everything, allow no action.
+        #[arg(long)]
+        read_only: bool,
+    },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    if let Command::Dashboard { bind, read_only } = &cli.command {
+        // actix-web runs in an actix system of its own.
+        return match actix_web::rt::System::new().block_on(dashboard(&cli, bind, *read_only)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pglane: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pglane: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pglane: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `pglane dashboard`: checks the schema, then serves the dashboard at the root.
+async fn dashboard(
+    cli: &Cli,
+    bind: &str,
+    read_only: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let client = connect(&cli.database_url, cli.statement_timeout).await?;
+    admin::ensure_migrated(&client, &cli.schema).await?;
+    drop(client);
+    let dash = pglane::dashboard::Dashboard::connect(cli.database_url.as_str(), &cli.schema)?
+        .read_only(read_only);
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().service(dash.clone().scope("")))
+            .workers(2)
+            .bind(bind)?;
+    for addr in server.addrs() {
+        println!(
+            "pglane dashboard for schema {} at http://{addr}/",
+            cli.schema
+        );
+    }
+    server.run().await?;
+    Ok(())
 }
 
 async fn run(cli: Cli) -> pglane::Result<ExitCode> {
@@ -109,13 +167,25 @@ async fn run(cli: Cli) -> pglane::Result<ExitCode> {
                 format!("job {id} is not failed or cancelled: nothing to retry"),
             ));
         }
-        Command::Cancel { id } => {
-            return Ok(report(
-                admin::cancel(&client, schema, id).await?,
-                format!("job {id} cancelled"),
-                format!("job {id} was not cancelled: it is running, finished, or unknown"),
-            ));
+        Command::Cancel { id, reason } => {
+            let by = format!("pglane cli ({})", std::env::var("USER").unwrap_or_default());
+            return match admin::cancel(&client, schema, id, reason.as_deref(), &by).await {
+                Ok(CancelOutcome::Requested) => {
+                    println!("job {id} is running: cancel requested, its worker was told");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(_) => {
+                    println!("job {id} cancelled");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ pglane::Error::NotCancellable { .. }) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(e),
+            };
         }
+        Command::Dashboard { .. } => unreachable!("served in main"),
         Command::Prune { older_than } => {
             let older_than = Duration::from_secs(older_than);
             let n = admin::prune(&client, schema, older_than).await?;
@@ -129,16 +199,12 @@ async fn run(cli: Cli) -> pglane::Result<ExitCode> {
 /// wait cannot hang the tool.
 async fn connect(url: &str, statement_timeout_s: u64) -> pglane::Result<Client> {
     let mut config = url.into_pg_config()?;
-    config.connect_timeout(Duration::from_secs(5));
-    if config.get_application_name().is_none() {
-        config.application_name("pglane cli");
+    let pg = config.pg_config_mut();
+    pg.connect_timeout(Duration::from_secs(5));
+    if pg.get_application_name().is_none() {
+        pg.application_name("pglane cli");
     }
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("pglane: connection error: {e}");
-        }
-    });
+    let client = config.connect().await?;
     admin::set_statement_timeout(&client, Duration::from_secs(statement_timeout_s)).await?;
     Ok(client)
 }

@@ -6,7 +6,10 @@
 
 mod breaker;
 mod copy;
+#[cfg(feature = "dashboard")]
+pub(crate) mod dashboard;
 mod encoding;
+pub(crate) mod heartbeat;
 mod idle;
 #[cfg(feature = "test-util")]
 mod inline;
@@ -18,6 +21,7 @@ mod pool;
 mod prune;
 mod render;
 mod rows;
+pub(crate) mod schedules;
 mod shortage;
 mod stuck;
 mod timings;
@@ -62,11 +66,18 @@ pub(crate) struct Sql {
     pub(crate) stats_finished: String,
     pub(crate) schema_version: String,
     pub(crate) cancel: String,
+    pub(crate) cancelled_among: String,
     pub(crate) retry_finished: String,
     pub(crate) dead_rows: String,
     pub(crate) self_notify: String,
     pub(crate) vacuum: String,
     pub(crate) server_connections: String,
+    pub(crate) schedule_insert: String,
+    pub(crate) schedule_lock: String,
+    pub(crate) schedule_redefine: String,
+    pub(crate) schedule_heartbeat: String,
+    pub(crate) schedule_load: String,
+    pub(crate) schedule_fire: String,
 }
 
 impl Sql {
@@ -84,11 +95,18 @@ impl Sql {
             stats_finished: r(include_str!("sql/stats_finished.sql")),
             schema_version: r(include_str!("sql/schema_version.sql")),
             cancel: r(include_str!("sql/cancel.sql")),
+            cancelled_among: r(include_str!("sql/cancelled_among.sql")),
             retry_finished: r(include_str!("sql/retry_finished.sql")),
             dead_rows: r(include_str!("sql/dead_rows.sql")),
             self_notify: r(include_str!("sql/self_notify.sql")),
             vacuum: r(include_str!("sql/vacuum_jobs.sql")),
             server_connections: r(include_str!("sql/server_connections.sql")),
+            schedule_insert: r(include_str!("sql/schedule_insert.sql")),
+            schedule_lock: r(include_str!("sql/schedule_lock.sql")),
+            schedule_redefine: r(include_str!("sql/schedule_redefine.sql")),
+            schedule_heartbeat: r(include_str!("sql/schedule_heartbeat.sql")),
+            schedule_load: r(include_str!("sql/schedule_load.sql")),
+            schedule_fire: r(include_str!("sql/schedule_fire.sql")),
         }
     }
 }
@@ -460,11 +478,16 @@ impl Store {
         .await
     }
 
-    /// Writes outcomes; returns the ids applied (the others were fenced off).
-    pub(crate) async fn write_outcomes(&self, batch: &[OutcomeRow]) -> Result<Vec<i64>> {
+    /// Writes outcomes; returns the ids applied (the others were fenced off). Completed
+    /// jobs are copied to `jobs_finished` only if `keep_completed`.
+    pub(crate) async fn write_outcomes(
+        &self,
+        batch: &[OutcomeRow],
+        keep_completed: bool,
+    ) -> Result<Vec<i64>> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let p = rows::OutcomeParams::new(batch);
+            let p = rows::OutcomeParams::new(batch, keep_completed);
             let rows = conn
                 .query_prepared(Stmt::Outcomes, &self.inner.sql.outcomes, &p.as_params())
                 .await?;
@@ -473,13 +496,14 @@ impl Store {
         .await
     }
 
-    /// Extends leases; returns the ids still owned.
+    /// Extends leases; returns the ids still owned, each with whether a user asked to
+    /// cancel it.
     pub(crate) async fn renew(
         &self,
         ids: &[i64],
         tokens: &[i64],
         lease_ms: f64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<(i64, bool)>> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn
@@ -488,6 +512,18 @@ impl Store {
                     &self.inner.sql.renew,
                     &[&ids, &tokens, &lease_ms],
                 )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+        .await
+    }
+
+    /// Which of `ids` (runs whose leases were lost) ended cancelled by a user.
+    pub(crate) async fn cancelled_among(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .query_once(&self.inner.sql.cancelled_among, &[&ids])
                 .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
@@ -515,16 +551,25 @@ impl Store {
         .await
     }
 
-    /// Cancels a job that has not started. Returns whether it was cancelled.
-    pub(crate) async fn cancel(&self, id: i64) -> Result<bool> {
-        self.timed(async {
-            let mut conn = self.conn().await?;
-            Ok(!conn
-                .query_once(&self.inner.sql.cancel, &[&id])
-                .await?
-                .is_empty())
-        })
-        .await
+    /// Cancels a job (see `cancel()` in migration 5): at once if it has not started, by
+    /// a durable request and a notification to its worker if it is running.
+    pub(crate) async fn cancel(
+        &self,
+        id: i64,
+        reason: Option<&str>,
+        by: &str,
+    ) -> Result<crate::cancel::CancelOutcome> {
+        let answer = self
+            .timed(async {
+                let mut conn = self.conn().await?;
+                let rows = conn
+                    .query_once(&self.inner.sql.cancel, &[&id, &reason, &by])
+                    .await?;
+                Ok(rows[0].get::<_, String>(0))
+            })
+            .await
+            .map_err(|e| crate::cancel::refusal(id, e))?;
+        crate::cancel::CancelOutcome::parse(&answer)
     }
 
     /// Puts a failed or cancelled job back to run. Returns whether it was found.

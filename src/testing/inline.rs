@@ -210,12 +210,15 @@ pub(super) async fn run_one(
     let Some(reg) = registry.get(&job.kind) else {
         // Put it back as it was: the claim used no attempt of the job's.
         store
-            .write_outcomes(&[OutcomeRow {
-                id,
-                token,
-                action: Action::Release,
-                labels: None,
-            }])
+            .write_outcomes(
+                &[OutcomeRow {
+                    id,
+                    token,
+                    action: Action::Release,
+                    labels: None,
+                }],
+                true,
+            )
             .await?;
         return Err(Error::InvalidConfig(format!(
             "job {id} is of kind {:?}, which is not registered for this run",
@@ -235,6 +238,8 @@ pub(super) async fn run_one(
         ops: ops.clone(),
         queue: Arc::from(queue.as_str()),
         traceparent: job.traceparent.as_deref().map(Arc::from),
+        // Inline runs cannot be cancelled: the sender is gone, `cancelled()` never fires.
+        cancel: tokio::sync::watch::channel(false).1,
     };
     let timeout = job
         .timeout_ms
@@ -264,12 +269,15 @@ pub(super) async fn run_one(
     let action = decide(result, job.attempt, job.max_attempts, &Backoff::RETRY);
     let ran = Ran::of(&action);
     store
-        .write_outcomes(&[OutcomeRow {
-            id,
-            token,
-            action,
-            labels: None,
-        }])
+        .write_outcomes(
+            &[OutcomeRow {
+                id,
+                token,
+                action,
+                labels: None,
+            }],
+            true,
+        )
         .await?;
     Ok(ran)
 }

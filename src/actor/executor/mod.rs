@@ -5,6 +5,7 @@
 //! what each handler thread is polling. The supervisor enforces timeouts from its side.
 
 mod pool;
+mod signals;
 mod watch;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use crate::outcome::RunResult;
 use crate::telemetry::spans::{process_span, RunSpan};
 
 pub(crate) use pool::{HandlerPool, Target};
+pub(crate) use signals::CancelSignals;
 pub(crate) use watch::Watch;
 
 /// Runs that ended, waiting for the supervisor. Handlers finish on several threads at

@@ -74,6 +74,7 @@ impl Launcher<ClaimedJob> for Launch<'_> {
             ops: self.setup.ops.clone(),
             queue: self.setup.queue.clone(),
             traceparent: job.traceparent.map(Arc::from),
+            cancel: self.setup.signals.register(key),
         };
         let labels = RunLabels {
             lane: self.metrics.lane_index(&lane.name),
@@ -138,8 +139,14 @@ impl JobSupervisor {
         let watch = self.runs.handlers.watch().clone();
         watch.take_started(&mut self.started_buf);
         self.core.runs_started(self.started_buf.drain(..));
-        self.core
-            .tick(Instant::now(), &mut Probe(&watch), &mut self.fx);
+        let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
+        self.core.tick(
+            Instant::now(),
+            &mut Probe(&watch),
+            &mut launch,
+            &mut self.fx,
+        );
+        self.runs.signals.prune();
         self.carry_out(ctx);
         let core = &self.core;
         self.runs.handlers.shut_down_drained(|g| core.stuck_on(g));

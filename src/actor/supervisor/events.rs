@@ -6,7 +6,8 @@ use std::time::{Instant, SystemTime};
 use actix::prelude::*;
 
 use super::inbox::{
-    ClaimReturned, JobsAvailable, LeasesLost, ListenerChanged, RunsEnded, SchemaVerified, WakeLanes,
+    CancelRequested, ClaimReturned, JobsAvailable, LaneNow, LanesNow, LeasesLost, ListenerChanged,
+    RunsEnded, SchemaVerified, SnapshotLanes, WakeLanes,
 };
 use super::JobSupervisor;
 use crate::stats::ListenerMode;
@@ -70,7 +71,16 @@ impl Handler<RunsEnded> for JobSupervisor {
 
     fn handle(&mut self, _: RunsEnded, ctx: &mut Context<Self>) {
         self.runs.ended.take(&mut self.ended_buf);
-        self.core.runs_ended(self.ended_buf.drain(..), &mut self.fx);
+        self.runs
+            .signals
+            .forget(self.ended_buf.iter().map(|(k, _)| *k));
+        let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
+        self.core.runs_ended(
+            self.ended_buf.drain(..),
+            &mut launch,
+            Instant::now(),
+            &mut self.fx,
+        );
         self.carry_out(ctx);
     }
 }
@@ -83,11 +93,54 @@ impl Handler<LeasesLost> for JobSupervisor {
     }
 }
 
+impl Handler<CancelRequested> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelRequested, _: &mut Context<Self>) {
+        let now = Instant::now();
+        for key in msg.0 {
+            // Only runs of this process, under that very lease token: the core
+            // answers false for anything else (another attempt, another worker).
+            if self.core.cancel_requested(key, now) {
+                self.runs.signals.signal(key);
+                tracing::info!(job = key.job, "cancel requested: handler told");
+            }
+        }
+    }
+}
+
 impl Handler<SchemaVerified> for JobSupervisor {
     type Result = ();
 
     fn handle(&mut self, _: SchemaVerified, ctx: &mut Context<Self>) {
         self.core.enable_claims(&mut self.fx);
         self.carry_out(ctx);
+    }
+}
+
+impl Handler<SnapshotLanes> for JobSupervisor {
+    type Result = LanesNow;
+
+    fn handle(&mut self, _: SnapshotLanes, _: &mut Context<Self>) -> LanesNow {
+        LanesNow {
+            lanes: self
+                .core
+                .lanes()
+                .iter()
+                .map(|l| LaneNow {
+                    name: l.spec.name.to_string(),
+                    lo: l.spec.lo,
+                    hi: l.spec.hi,
+                    slots: l.account.slots(),
+                    running: l.account.running(),
+                    paused: l.account.paused(),
+                })
+                .collect(),
+            listener: match self.listener.mode {
+                ListenerMode::Notify => "notify",
+                ListenerMode::PollOnly => "poll",
+            },
+            database_ok: self.store.unavailable().is_none(),
+        }
     }
 }

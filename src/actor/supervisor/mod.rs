@@ -23,10 +23,12 @@ use tokio::task::AbortHandle;
 
 use crate::actor::claimer::{ClaimBase, Claimer};
 use crate::actor::completer::{Completer, StuckPolicy};
-use crate::actor::executor::{EndedRuns, HandlerPool, Target};
+use crate::actor::executor::{CancelSignals, EndedRuns, HandlerPool, Target};
+use crate::actor::heartbeat::{Heartbeat, HeartbeatReports};
 use crate::actor::leases::Leases;
 use crate::actor::listener::{Listener, ListenerReports};
 use crate::actor::maintenance::{Maintenance, MaintenanceReports};
+use crate::actor::scheduler::Scheduler;
 use crate::backoff::jittered;
 use crate::config::{Settings, STUCK_POLL};
 use crate::dispatch::{CoreConfig, Dispatcher, Effects, RunKey, WaiterId};
@@ -80,6 +82,8 @@ struct RunSetup {
     target: Target,
     /// Where runs report their end.
     ended: EndedRuns,
+    /// How runs' handlers learn of a cancel.
+    signals: CancelSignals,
 }
 
 /// The supervisor's children, started with it.
@@ -90,6 +94,8 @@ struct Children {
     leases: Option<Addr<Leases>>,
     listener: Option<Addr<Listener>>,
     maintenance: Option<Addr<Maintenance>>,
+    scheduler: Option<Addr<Scheduler>>,
+    heartbeat: Option<Addr<Heartbeat>>,
 }
 
 /// Everything the supervisor is built from (assembled by the engine builder).
@@ -104,8 +110,10 @@ pub(crate) struct SupervisorParts {
     pub(crate) gate: Arc<NotifyGate>,
     pub(crate) claim_base: ClaimBase,
     pub(crate) handlers: Arc<HandlerPool>,
-    pub(crate) listener_config: tokio_postgres::Config,
+    pub(crate) listener_config: crate::connect::Connector,
     pub(crate) schema_verified: bool,
+    /// The engine's periodic jobs (none: no scheduler is started).
+    pub(crate) schedules: Vec<crate::schedule::ScheduleSpec>,
 }
 
 impl JobSupervisor {
@@ -116,7 +124,8 @@ impl JobSupervisor {
         let addr = JobSupervisor::create(|ctx| {
             let me: Recipient<inbox::WakeLanes> = ctx.address().recipient();
             let wake = Arc::new(move |priority| me.do_send(inbox::WakeLanes { priority }));
-            let ops = Ops::new(p.store.clone(), p.gate.clone(), wake);
+            let requester = crate::cancel::engine_requester(&p.claim_base.worker_id);
+            let ops = Ops::new(p.store.clone(), p.gate.clone(), wake, requester.into());
             ops_out = Some(ops.clone());
             JobSupervisor::new(p, ops, ctx)
         });
@@ -133,6 +142,7 @@ impl JobSupervisor {
             stuck_poll: STUCK_POLL,
             threads: p.handlers.threads(),
             max_stuck_threads: s.max_stuck_threads,
+            cancel_grace: s.cancel_grace,
         };
         let specs: Vec<Arc<LaneSpec>> = p.lanes.iter().map(|(spec, _)| spec.clone()).collect();
         let core = Dispatcher::new(
@@ -164,6 +174,7 @@ impl JobSupervisor {
                         retry_backoff: s.retry_backoff,
                     },
                     OutcomeMetrics::new(labels.clone()),
+                    !s.completed_retention.is_zero(),
                 )
                 .start(),
             ),
@@ -171,6 +182,7 @@ impl JobSupervisor {
                 Leases::new(
                     p.store.clone(),
                     s.lease.as_secs_f64() * 1000.0,
+                    me.clone().recipient(),
                     me.clone().recipient(),
                 )
                 .start(),
@@ -184,6 +196,7 @@ impl JobSupervisor {
                     ListenerReports {
                         available: me.clone().recipient(),
                         changed: me.clone().recipient(),
+                        cancel: me.clone().recipient(),
                     },
                 )
                 .start(),
@@ -195,6 +208,24 @@ impl JobSupervisor {
                     MaintenanceReports {
                         wake: me.clone().recipient(),
                         schema_verified: (!p.schema_verified).then(|| me.clone().recipient()),
+                    },
+                )
+                .start(),
+            ),
+            scheduler: (!p.schedules.is_empty()).then(|| {
+                Scheduler::new(p.store.clone(), p.schedules, &p.claim_base.worker_id).start()
+            }),
+            heartbeat: Some(
+                Heartbeat::new(
+                    p.store.clone(),
+                    p.settings.queue.clone(),
+                    p.claim_base.worker_id.clone(),
+                    p.settings.heartbeat_interval,
+                    HeartbeatReports {
+                        lanes: me.clone().recipient(),
+                        pause: me.clone().recipient(),
+                        resume: me.clone().recipient(),
+                        concurrency: me.clone().recipient(),
                     },
                 )
                 .start(),
@@ -212,6 +243,7 @@ impl JobSupervisor {
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
+                signals: CancelSignals::default(),
             },
             run_log: RunLog::new(&p.settings.queue),
             run_metrics: RunMetrics::new(labels.clone()),
@@ -290,5 +322,11 @@ fn stop_helpers(sup: &mut JobSupervisor) {
     }
     if let Some(m) = sup.children.maintenance.take() {
         m.do_send(crate::actor::maintenance::StopMaintenance);
+    }
+    if let Some(s) = sup.children.scheduler.take() {
+        s.do_send(crate::actor::scheduler::StopScheduler);
+    }
+    if let Some(h) = sup.children.heartbeat.take() {
+        h.do_send(crate::actor::heartbeat::StopHeartbeat);
     }
 }
