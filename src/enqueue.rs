@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::telemetry::trace_context::TraceParent;
+use crate::trace_context::TraceParent;
 use crate::validate::{self, Rejection};
 
 /// Priority used when none is given (lower is more urgent).
@@ -173,7 +173,7 @@ pub(crate) struct NewJob {
     pub(crate) delay_s: Option<f64>,
     pub(crate) timeout_ms: Option<i32>,
     pub(crate) unique_key: Option<String>,
-    /// The W3C trace context stored in `metadata` (see `telemetry::trace_context`).
+    /// The W3C trace context stored in `metadata` (see `trace_context`).
     pub(crate) traceparent: Option<String>,
 }
 

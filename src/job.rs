@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::outcome::{FailureCause, RunResult};
 use crate::store::Pool;
-use crate::telemetry::trace_context::TraceParent;
+use crate::trace_context::TraceParent;
 
 /// A kind of background work. Its fields are the job's args, stored as `jsonb`.
 ///

@@ -101,6 +101,7 @@ mod sqlstate;
 mod stats;
 mod store;
 mod telemetry;
+mod trace_context;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod validate;

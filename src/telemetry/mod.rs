@@ -10,6 +10,5 @@ pub(crate) mod logs;
 pub(crate) mod metrics;
 pub(crate) mod rate;
 pub(crate) mod spans;
-pub(crate) mod trace_context;
 
 pub(crate) use logs::RunLog;

@@ -6,7 +6,7 @@
 use tracing::field::Empty;
 use tracing::Span;
 
-use super::trace_context::TraceParent;
+use crate::trace_context::TraceParent;
 use crate::enqueue::NewJob;
 
 /// The span of an enqueue of `jobs` jobs of `kind` into `queue`; its
