@@ -209,6 +209,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How often the lane and engine gauges (`pglane_lane_*`, `pglane_listener_connected`,
+    /// `pglane_database_available`) are refreshed, from the figures of
+    /// [`Engine::stats`](crate::Engine::stats) (one small query). Defaults to 5 s.
+    pub fn metrics_interval(mut self, d: Duration) -> Self {
+        self.settings.metrics_interval = d;
+        self
+    }
+
     /// Threads running handlers. Defaults to the number of CPUs (at least 2).
     pub fn handler_threads(mut self, n: usize) -> Self {
         self.settings.handler_threads = n;

@@ -94,12 +94,15 @@ mod lane;
 mod migrate;
 mod ops;
 mod outcome;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod schedule;
 mod schema_fit;
 mod sqlstate;
 mod stats;
 mod store;
 mod telemetry;
+mod trace_context;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod validate;

@@ -39,8 +39,13 @@ const MIGRATIONS: &[Migration] = &[
         oldest_engine: 2,
         sql: include_str!("../migrations/0002_limits_and_vacuum.sql"),
     },
-    // Version 3 is another branch's (lands separately); versions apply by number, so a
-    // schema may see 4 before 3.
+    Migration {
+        version: 3,
+        name: "metadata",
+        // Released with 4 to 6: allows only engines that know it, like them.
+        oldest_engine: 3,
+        sql: include_str!("../migrations/0003_metadata.sql"),
+    },
     Migration {
         version: 4,
         name: "schedules_and_aging",

@@ -5,6 +5,7 @@
 //! cargo bench --bench workloads -- w1 --jobs 1000000        # scale: a large backlog
 //! cargo bench --bench workloads -- w1 --history 1000000     # scale: a large history
 //! cargo bench --bench workloads -- all                      # every workload in turn
+//! cargo bench --bench workloads -- w1 --metrics             # with a metrics recorder
 //! ```
 //!
 //! Each workload runs in a fresh schema (dropped at the end), prints one JSON line per
@@ -75,6 +76,10 @@ struct Args {
     /// sampling query costs the database CPU that the drain would otherwise use.
     #[arg(long)]
     sample_activity: bool,
+    /// Install a Prometheus recorder for the `metrics` facade (as an application with
+    /// metrics would), and render it once at the end, to measure what metrics cost.
+    #[arg(long)]
+    metrics: bool,
     /// w1: how long completed jobs are kept, in seconds (the engine's default is a
     /// day; 0 deletes them without a copy in `jobs_finished`).
     #[arg(long)]
@@ -139,7 +144,15 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    let recorder = args
+        .metrics
+        .then(|| pglane::prometheus::install().expect("recorder"));
     let result = actix::System::new().block_on(dispatch(args));
+    if let Some(handle) = recorder {
+        let text = handle.render();
+        let series = text.lines().filter(|l| !l.starts_with('#')).count();
+        eprintln!("metrics: {series} series rendered");
+    }
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -156,6 +156,11 @@ impl Maintenance {
                 act.busy = false;
                 match result {
                     Ok(r) => {
+                        crate::telemetry::metrics::rescued(
+                            &act.settings.schema,
+                            r.rescued.max(0) as u64,
+                            r.poisoned.max(0) as u64,
+                        );
                         if r.rescued > 0 {
                             tracing::warn!(
                                 rescued = r.rescued,

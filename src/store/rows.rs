@@ -10,6 +10,7 @@ use crate::enqueue::NewJob;
 use crate::error::Result;
 use crate::outcome::Action;
 use crate::stats::LiveRow;
+use crate::telemetry::metrics::RunLabels;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -41,6 +42,8 @@ pub(crate) struct ClaimedJob {
     pub(crate) run_at: SystemTime,
     /// How many times its lease expired before (its worker died running it).
     pub(crate) rescues: i32,
+    /// The trace context it was enqueued under (`metadata->>'traceparent'`).
+    pub(crate) traceparent: Option<String>,
 }
 
 impl ClaimedJob {
@@ -55,6 +58,7 @@ impl ClaimedJob {
             timeout_ms: row.try_get(6)?,
             run_at: row.try_get(7)?,
             rescues: row.try_get(8)?,
+            traceparent: row.try_get(9)?,
         })
     }
 }
@@ -89,6 +93,9 @@ pub(crate) struct OutcomeRow {
     pub(crate) id: i64,
     pub(crate) token: i64,
     pub(crate) action: Action,
+    /// The run's lane and kind, for `pglane_jobs_finished_total` once written; `None`
+    /// for hand-backs (nothing finished).
+    pub(crate) labels: Option<RunLabels>,
 }
 
 pub(crate) struct OutcomeParams {
@@ -161,6 +168,7 @@ pub(crate) struct EnqueueParams<'a> {
     timeouts: Vec<Option<i32>>,
     unique_keys: Vec<Option<&'a str>>,
     notify: bool,
+    traceparents: Vec<Option<&'a str>>,
 }
 
 impl<'a> EnqueueParams<'a> {
@@ -176,10 +184,11 @@ impl<'a> EnqueueParams<'a> {
             delay_s: jobs.iter().map(|j| j.delay_s).collect(),
             timeouts: jobs.iter().map(|j| j.timeout_ms).collect(),
             unique_keys: jobs.iter().map(|j| j.unique_key.as_deref()).collect(),
+            traceparents: jobs.iter().map(|j| j.traceparent.as_deref()).collect(),
         }
     }
 
-    pub(crate) fn as_params(&self) -> [Param<'_>; 10] {
+    pub(crate) fn as_params(&self) -> [Param<'_>; 11] {
         [
             &self.kinds,
             &self.queues,
@@ -191,6 +200,7 @@ impl<'a> EnqueueParams<'a> {
             &self.timeouts,
             &self.unique_keys,
             &self.notify,
+            &self.traceparents,
         ]
     }
 }
@@ -270,6 +280,7 @@ mod tests {
             delay_s,
             timeout_ms: None,
             unique_key: None,
+            traceparent: None,
         }
     }
 

@@ -121,3 +121,43 @@ async fn start_on_an_unmigrated_schema_fails_with_not_migrated() {
     assert_eq!(tables, 0);
     drop_schema(&schema).await;
 }
+
+/// Versions apply by number, and parallel work lands out of order: a schema migrated by
+/// a build that lacked version 3 (the job metadata column) while having 4 and later is
+/// at version 2 until 3 is applied. The engine refuses it rather than run claims on a
+/// column that is not there, and `migrate` fills the gap (safe to repeat).
+#[actix_rt::test]
+async fn a_schema_missing_a_middle_version_is_refused_until_migrated() {
+    let schema = fresh_schema();
+    pglane::migrate(database_url(), &schema).await.unwrap();
+    // What a build without migration 3 leaves: no metadata column, no version 3.
+    connect(database_url())
+        .await
+        .batch_execute(&format!(
+            "ALTER TABLE \"{schema}\".jobs DROP COLUMN metadata;
+             DELETE FROM \"{schema}\".pglane_migrations WHERE version = 3"
+        ))
+        .await
+        .unwrap();
+    let err = pglane::Engine::builder(database_url())
+        .schema(schema.clone())
+        .register::<Probe>()
+        .start()
+        .await
+        .err()
+        .expect("start must fail");
+    assert!(
+        matches!(err, Error::NotMigrated { found: 2, expected, .. } if expected == SCHEMA_VERSION),
+        "{err:?}"
+    );
+    assert_eq!(pglane::migrate(database_url(), &schema).await.unwrap(), [3]);
+    assert_eq!(versions(&schema).await, migration_versions());
+    let engine = pglane::Engine::builder(database_url())
+        .schema(schema.clone())
+        .register::<Probe>()
+        .start()
+        .await
+        .unwrap();
+    engine.shutdown().await.unwrap();
+    drop_schema(&schema).await;
+}

@@ -53,7 +53,7 @@ impl Handler<ClaimReturned> for JobSupervisor {
 
     fn handle(&mut self, msg: ClaimReturned, ctx: &mut Context<Self>) {
         let result = msg.result.map_err(|_| ());
-        let mut launch = Self::launcher(&self.runs, &self.settings);
+        let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
         self.core.claim_returned(
             msg.lane,
             msg.token,
@@ -74,7 +74,7 @@ impl Handler<RunsEnded> for JobSupervisor {
         self.runs
             .signals
             .forget(self.ended_buf.iter().map(|(k, _)| *k));
-        let mut launch = Self::launcher(&self.runs, &self.settings);
+        let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
         self.core.runs_ended(
             self.ended_buf.drain(..),
             &mut launch,
