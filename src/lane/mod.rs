@@ -11,6 +11,7 @@ mod notify_gate;
 
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::validate;
@@ -34,6 +35,7 @@ pub struct Lane {
     pub(crate) concurrency: u32,
     pub(crate) work_conserving: bool,
     pub(crate) priority_error: Option<String>,
+    pub(crate) age_after: Option<Duration>,
 }
 
 impl Lane {
@@ -47,6 +49,7 @@ impl Lane {
             concurrency: 10,
             work_conserving: true,
             priority_error: None,
+            age_after: None,
         }
     }
 
@@ -94,6 +97,23 @@ impl Lane {
         self
     }
 
+    /// Aging: a job of this lane that has waited longer than `d` past its `run_at` is
+    /// claimed ahead of younger jobs of the lane, even more urgent ones, so a steady
+    /// stream of urgent jobs cannot starve the lane's less urgent ones forever. Defaults
+    /// to off.
+    ///
+    /// How: every poll interval the engine raises such a job's priority to the lane's
+    /// most urgent one (the priority it was enqueued with is kept in the job's
+    /// `base_priority` column), so the claim stays the same index scan in
+    /// `priority, run_at, id` order, and the aged job, older than every job it now ties
+    /// with, comes first. The new priority is inside the lane's own range: aging never
+    /// moves a job into another lane's reserved slots. A retried aged job keeps its
+    /// raised priority.
+    pub fn age_after(mut self, d: Duration) -> Self {
+        self.age_after = Some(d);
+        self
+    }
+
     /// The lane's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -111,6 +131,7 @@ impl Lane {
             lo: self.lo,
             hi: self.hi,
             work_conserving: self.work_conserving,
+            age_after: self.age_after,
         };
         (Arc::new(spec), self.concurrency)
     }
@@ -127,6 +148,8 @@ pub(crate) struct LaneSpec {
     /// Least urgent priority the lane serves: a claim never takes anything above it.
     pub(crate) hi: i16,
     pub(crate) work_conserving: bool,
+    /// Aging (see [`Lane::age_after`]); `None`: off.
+    pub(crate) age_after: Option<Duration>,
 }
 
 impl LaneSpec {
@@ -161,6 +184,15 @@ pub(crate) fn validate_lanes(lanes: &[Lane], allow_gaps: bool) -> Result<()> {
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         if let Some(msg) = &lane.priority_error {
             return Err(Error::InvalidConfig(msg.clone()));
+        }
+        if lane
+            .age_after
+            .is_some_and(|d| d.is_zero() || d > Duration::from_secs(86_400 * 365))
+        {
+            return Err(Error::InvalidConfig(format!(
+                "lane `{}`: age_after must be more than zero and at most a year",
+                lane.name
+            )));
         }
         if lane.concurrency == 0 {
             return Err(Error::InvalidConfig(format!(
@@ -269,6 +301,10 @@ mod tests {
         assert!(validate_lanes(&[], false).is_err());
         assert!(validate_lanes(&[Lane::new("Bad")], false).is_err());
         assert!(validate_lanes(&[Lane::new("z").concurrency(0)], false).is_err());
+        assert!(validate_lanes(&[Lane::new("z").age_after(Duration::ZERO)], false).is_err());
+        assert!(
+            validate_lanes(&[Lane::new("z").age_after(Duration::from_secs(60))], false).is_ok()
+        );
         let dup = [
             Lane::new("a").priorities(0..=9),
             Lane::new("a").priorities(10..),

@@ -185,6 +185,7 @@ impl JobSupervisor {
                         wake: me.clone().recipient(),
                         schema_verified: (!p.schema_verified).then(|| me.clone().recipient()),
                     },
+                    &specs,
                 )
                 .start(),
             ),
