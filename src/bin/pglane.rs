@@ -1,5 +1,5 @@
 //! `pglane`: the operator's command-line tool. Migrates a schema, shows job counts, lists,
-//! retries and cancels jobs, and prunes history, straight against the database: no engine
+//! retries and cancels jobs, prunes history, and lists periodic jobs, straight against the database: no engine
 //! or actix system needs to be running.
 //!
 //! ```text
@@ -7,6 +7,7 @@
 //! pglane --schema billing stats
 //! pglane list --state failed --limit 20
 //! pglane retry 42
+//! pglane schedules
 //! ```
 
 use std::process::ExitCode;
@@ -64,6 +65,9 @@ enum Command {
         /// The job's id.
         id: i64,
     },
+    /// Periodic jobs: cron, time zone, policy for missed ticks, active or not (a
+    /// schedule no running engine declares is inactive), last and next run.
+    Schedules,
     /// Delete finished jobs (completed, failed, cancelled) older than a cut-off.
     Prune {
         /// Delete jobs that finished more than this many seconds ago.
@@ -102,6 +106,7 @@ async fn run(cli: Cli) -> pglane::Result<ExitCode> {
         Command::List { state, limit } => {
             print_jobs(&admin::list(&client, schema, state, limit).await?)
         }
+        Command::Schedules => print_schedules(&admin::schedules(&client, schema).await?),
         Command::Retry { id } => {
             return Ok(report(
                 admin::retry(&client, schema, id).await?,
@@ -200,6 +205,46 @@ fn print_jobs(jobs: &[JobSummary]) {
     }
 }
 
+fn print_schedules(schedules: &[pglane::ScheduleStats]) {
+    if schedules.is_empty() {
+        println!("no schedules");
+        return;
+    }
+    println!(
+        "{:<24} {:<16} {:<20} {:<20} {:<14} {:<8}  {:<12}  {:<12} {:>6} {:>7}",
+        "name",
+        "cron",
+        "time zone",
+        "kind",
+        "missed",
+        "state",
+        "last run",
+        "next run",
+        "runs",
+        "skipped"
+    );
+    for s in schedules {
+        let line = format!(
+            "{:<24} {:<16} {:<20} {:<20} {:<14} {:<8}  {:<12}  {:<12} {:>6} {:>7}",
+            s.name,
+            s.cron,
+            s.time_zone,
+            s.kind,
+            s.missed,
+            if s.active { "active" } else { "inactive" },
+            s.last_run_at.map_or("never".into(), relative),
+            match (s.active, s.next_run) {
+                (true, Some(t)) => relative(t),
+                (false, _) => "-".into(),
+                (true, None) => "none".into(),
+            },
+            s.runs,
+            s.skipped
+        );
+        println!("{}", line.trim_end());
+    }
+}
+
 /// `3m ago` or `in 20s`, from this machine's clock.
 fn relative(t: SystemTime) -> String {
     match t.duration_since(SystemTime::now()) {
@@ -239,6 +284,8 @@ mod tests {
         ));
         assert_eq!(cli.schema, "s");
         assert!(Cli::try_parse_from(["pglane", "list", "--state", "done"]).is_err());
+        let cli = Cli::try_parse_from(["pglane", "schedules"]).unwrap();
+        assert!(matches!(cli.command, Command::Schedules));
     }
 
     #[test]
