@@ -9,6 +9,7 @@ use crate::actor::executor::HandlerPool;
 use crate::actor::supervisor::{JobSupervisor, SupervisorParts};
 use crate::backoff::Backoff;
 use crate::config::{IntoPgConfig, Settings};
+use crate::connect::Connector;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::job::{DataMap, Job, Registration, Registry};
@@ -18,7 +19,8 @@ use crate::schedule::{validate_all, Schedule};
 use crate::store::{Manager, Store, HANDLER_CONNECTION_WAIT};
 
 impl Engine {
-    /// Starts configuring an engine for the given database (a URL, key-value string, or
+    /// Starts configuring an engine for the given database (a URL or key-value string,
+    /// with TLS parameters, see [`ConnectOptions`](crate::ConnectOptions); or a
     /// [`tokio_postgres::Config`]).
     pub fn builder(database: impl IntoPgConfig) -> EngineBuilder {
         EngineBuilder::new(database.into_pg_config())
@@ -27,7 +29,7 @@ impl Engine {
 
 /// Configures and starts an [`Engine`]. Every setter names its default.
 pub struct EngineBuilder {
-    database: Result<tokio_postgres::Config>,
+    database: Result<crate::ConnectOptions>,
     settings: Settings,
     lanes: Vec<Lane>,
     registry: Registry,
@@ -36,7 +38,7 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    pub(crate) fn new(database: Result<tokio_postgres::Config>) -> Self {
+    pub(crate) fn new(database: Result<crate::ConnectOptions>) -> Self {
         EngineBuilder {
             database,
             settings: Settings::default(),
@@ -239,7 +241,7 @@ impl EngineBuilder {
     /// Validates the configuration, checks the schema is migrated, and starts the actors
     /// in the current actix system. Never migrates by itself.
     pub async fn start(self) -> Result<Engine> {
-        let mut pg = self.database?;
+        let mut db = self.database?;
         let settings = self.settings;
         let channel = channel_for(&settings.schema)?;
         settings.validate()?;
@@ -259,6 +261,7 @@ impl EngineBuilder {
         }
         let schedules = validate_all(&self.schedules)?;
         let worker_id = settings.worker_id.clone().unwrap_or_else(default_worker_id);
+        let pg = db.pg_config_mut();
         pg.connect_timeout(settings.connect_timeout);
         pg.keepalives(true);
         pg.keepalives_idle(Duration::from_secs(30));
@@ -272,9 +275,10 @@ impl EngineBuilder {
             .map(str::to_string)
             .unwrap_or_else(|| "pglane".into());
         let tagged = |role: &str| {
-            let mut c = pg.clone();
+            let mut c = db.clone();
             let name = format!("{base_name} {role} {worker_id}");
-            c.application_name(name.chars().take(63).collect::<String>());
+            c.pg_config_mut()
+                .application_name(name.chars().take(63).collect::<String>());
             c
         };
         let mut engine_pg = tagged("engine");
@@ -283,12 +287,14 @@ impl EngineBuilder {
         let ms = settings.call_timeout.as_millis();
         let options = format!(
             "{} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={}",
-            engine_pg.get_options().unwrap_or(""),
+            engine_pg.pg_config().get_options().unwrap_or(""),
             ms * 2
         );
-        engine_pg.options(options.trim());
-        let app_pg = tagged("app");
-        let listener_pg = tagged("listener");
+        engine_pg.pg_config_mut().options(options.trim());
+        // Certificate files are read here: a missing one fails the start, naming it.
+        let engine_pg = Connector::new(&engine_pg)?;
+        let app_pg = Connector::new(&tagged("app"))?;
+        let listener_pg = Connector::new(&tagged("listener"))?;
 
         let generation = Arc::new(AtomicU64::new(0));
         let engine_manager = Manager::new(engine_pg, generation.clone());
@@ -345,6 +351,8 @@ impl EngineBuilder {
             &settings.queue,
             settings.skip_notify_when_backlogged,
         ));
+        let self_kinds = self.registry.kinds();
+        let claim_base_kinds = self_kinds.len();
         let claim_base = ClaimBase {
             queue: settings.queue.clone(),
             kinds: self.registry.kinds(),
@@ -365,7 +373,17 @@ impl EngineBuilder {
             schema_verified,
             schedules,
         });
+        tracing::info!(
+            schema = %settings.schema,
+            queue = %settings.queue,
+            lanes = ?specs.iter().map(|l| &*l.name).collect::<Vec<_>>(),
+            registered_kinds = claim_base_kinds,
+            database = if schema_verified { "available" } else { "unavailable" },
+            "pglane engine started"
+        );
         Ok(Engine {
+            queue: Arc::from(settings.queue.as_str()),
+            kinds: Arc::from(self_kinds),
             supervisor,
             ops,
             app_pool,

@@ -79,6 +79,7 @@ pub mod bench_api;
 mod builder;
 mod commands;
 mod config;
+mod connect;
 #[cfg(feature = "test-util")]
 pub mod devdb;
 mod dispatch;
@@ -94,6 +95,9 @@ mod schedule;
 mod sqlstate;
 mod stats;
 mod store;
+mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod validate;
 
 pub use actor::supervisor::JobSupervisor;
@@ -103,6 +107,7 @@ pub use commands::{
     Cancel, Enqueue, Pause, Resume, Retry, SetConcurrency, Shutdown, ShutdownReport, Stats,
 };
 pub use config::IntoPgConfig;
+pub use connect::{ConnectOptions, SslMode};
 pub use engine::Engine;
 pub use enqueue::{JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};

@@ -62,7 +62,7 @@ pub fn channel_for(schema: &str) -> Result<String> {
 /// ```
 pub async fn migrate(database: impl IntoPgConfig, schema: &str) -> Result<Vec<i32>> {
     let config = database.into_pg_config()?;
-    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (mut client, connection) = crate::connect::Connector::new(&config)?.connect().await?;
     let driver = tokio::spawn(connection);
     let result = migrate_with(&mut client, schema).await;
     drop(client);

@@ -7,6 +7,9 @@
 mod breaker;
 mod copy;
 mod encoding;
+mod idle;
+#[cfg(feature = "test-util")]
+mod inline;
 pub(crate) mod listen;
 mod maintenance;
 pub(crate) mod migration;
@@ -137,12 +140,14 @@ struct Inner {
 }
 
 /// Counts from one maintenance pass.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct MaintenanceReport {
     /// Whether this process held the cluster-wide maintenance lock for the pass.
     pub(crate) leader: bool,
     pub(crate) rescued: i64,
     pub(crate) poisoned: i64,
+    /// The jobs failed as poison pills: (id, kind).
+    pub(crate) poison_pills: Vec<(i64, String)>,
     pub(crate) pruned: u64,
 }
 

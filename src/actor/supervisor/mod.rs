@@ -37,6 +37,7 @@ use crate::ops::Ops;
 use crate::outcome::RunResult;
 use crate::stats::{ListenerMode, ListenerStats};
 use crate::store::{ClaimedJob, Pool, Store};
+use crate::telemetry::RunLog;
 
 /// The actor applications talk to: send it [`Enqueue`](crate::Enqueue),
 /// [`Pause`](crate::Pause), [`Resume`](crate::Resume),
@@ -53,6 +54,8 @@ pub struct JobSupervisor {
     runs: RunSetup,
     children: Children,
     listener: ListenerStats,
+    /// Logs runs that ended (rate limited).
+    run_log: RunLog,
     /// Pauses and shutdowns waiting for the core's answer.
     waiters: HashMap<WaiterId, oneshot::Sender<()>>,
     /// Reused buffers for runs that ended and started.
@@ -65,6 +68,8 @@ struct RunSetup {
     registry: Arc<Registry>,
     app_pool: Pool,
     data: Arc<DataMap>,
+    /// Handed to every run, for jobs that enqueue jobs.
+    ops: Arc<Ops>,
     handlers: Arc<HandlerPool>,
     /// The handler runtime new runs go to.
     target: Target,
@@ -95,7 +100,7 @@ pub(crate) struct SupervisorParts {
     pub(crate) gate: Arc<NotifyGate>,
     pub(crate) claim_base: ClaimBase,
     pub(crate) handlers: Arc<HandlerPool>,
-    pub(crate) listener_config: tokio_postgres::Config,
+    pub(crate) listener_config: crate::connect::Connector,
     pub(crate) schema_verified: bool,
     /// The engine's periodic jobs (none: no scheduler is started).
     pub(crate) schedules: Vec<crate::schedule::ScheduleSpec>,
@@ -200,10 +205,12 @@ impl JobSupervisor {
                 registry: p.registry,
                 app_pool: p.app_pool,
                 data: p.data,
+                ops: Arc::new(ops.clone()),
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
             },
+            run_log: RunLog::new(&p.settings.queue),
             settings: p.settings,
             store: p.store,
             ops,
