@@ -28,12 +28,13 @@ pub(crate) struct EnqueuedRow {
 impl Store {
     /// A store of its own for `schema`, on a pool of at most `size` connections.
     pub(crate) fn standalone(
-        config: tokio_postgres::Config,
+        options: crate::connect::ConnectOptions,
         schema: &str,
         size: u32,
     ) -> Result<Store> {
         let channel = crate::migrate::channel_for(schema)?;
-        let manager = Manager::new(config, Arc::new(AtomicU64::new(0)));
+        let connector = crate::connect::Connector::new(&options)?;
+        let manager = Manager::new(connector, Arc::new(AtomicU64::new(0)));
         let pool = pool_builder(size, Duration::from_secs(10)).build_unchecked(manager.clone());
         Ok(Store::new(
             pool,
