@@ -180,19 +180,23 @@ fn print_jobs(jobs: &[JobSummary]) {
         return;
     }
     println!(
-        "{:>10}  {:<9}  {:<24} {:<12} {:>5} {:>9}  {:<12}  last error",
+        "{:>10}  {:<9}  {:<24} {:<12} {:>10} {:>9}  {:<12}  last error",
         "id", "state", "kind", "queue", "prio", "attempts", "run at"
     );
     for j in jobs {
         let error = j.last_error.as_deref().unwrap_or("");
         let error: String = error.chars().take(60).collect();
         let line = format!(
-            "{:>10}  {:<9}  {:<24} {:<12} {:>5} {:>9}  {:<12}  {}",
+            "{:>10}  {:<9}  {:<24} {:<12} {:>10} {:>9}  {:<12}  {}",
             j.id,
             j.state.as_str(),
             j.kind,
             j.queue,
-            j.priority,
+            // An aged job: its raised priority and, in brackets, the one it was given.
+            match j.base_priority {
+                Some(base) => format!("{} ({base})", j.priority),
+                None => j.priority.to_string(),
+            },
             format!("{}/{}", j.attempt, j.max_attempts),
             relative(j.run_at),
             error.replace('\n', " ")

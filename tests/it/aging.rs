@@ -96,6 +96,18 @@ async fn an_aged_job_starts_within_age_after_and_a_poll_despite_an_urgent_stream
         ))
         .await[0];
     let (p, base): (i16, Option<i16>) = (row.get(0), row.get(1));
+    let listed = pglane::admin::list(
+        &db.client,
+        &db.schema,
+        Some(pglane::admin::JobState::Running),
+        10,
+    )
+    .await
+    .unwrap();
+    let shown = listed
+        .iter()
+        .find(|j| j.id == low)
+        .map(|j| (j.priority, j.base_priority));
     let pending = backlog(&db).await;
     stop.store(true, Ordering::Relaxed);
     eprintln!("aging: the least urgent job started after {wait:.2} s (age_after 1 s, poll 0.2 s), with {pending} urgent jobs waiting");
@@ -110,6 +122,7 @@ async fn an_aged_job_starts_within_age_after_and_a_poll_despite_an_urgent_stream
         "started before it aged: {wait}"
     );
     assert_eq!((p, base), (0, Some(99)));
+    assert_eq!(shown, Some((0, Some(99))), "pglane list shows both");
     engine.shutdown().await.unwrap();
     db.cleanup().await;
 }
