@@ -8,7 +8,10 @@
 -- waiting priorities through jobs_claim_idx (one index probe each, a "loose index
 -- scan"), and for each takes only its oldest entries, where the aged ones are (the
 -- index is ordered by run_at within a priority), up to $5 in all. A plain range scan
--- would read every waiting job of the lane on every pass.
+-- would read every waiting job of the lane on every pass. The update finds its rows by
+-- id through the primary key (`= ANY(ARRAY(…))`): joined to the CTE instead, the generic
+-- plan expected LIMIT rows and hashed a sequential scan of the whole table
+-- (tests/it/plans.rs).
 WITH RECURSIVE prios(p) AS (
     SELECT min(priority)
     FROM /* TEMPLATE: schema */jobs
@@ -37,6 +40,5 @@ aged AS MATERIALIZED (
 UPDATE /* TEMPLATE: schema */jobs AS j
 SET base_priority = coalesce(j.base_priority, j.priority),
     priority      = $1::smallint
-FROM aged
-WHERE j.id = aged.id AND j.state = 'available'
+WHERE j.id = ANY(ARRAY(SELECT id FROM aged)) AND j.state = 'available'
 RETURNING j.id
