@@ -17,6 +17,7 @@ use crate::commands::Enqueue;
 use crate::enqueue::NewJob;
 use crate::error::{Error, Result};
 use crate::job::Job;
+pub(crate) use crate::store::schedules::ScheduleSpec;
 
 pub use listing::ScheduleStats;
 pub use ticks::Missed;
@@ -164,7 +165,7 @@ impl Schedule {
             cron: self.cron.trim().to_string(),
             time_zone: self.time_zone.clone(),
             job,
-            missed: self.missed,
+            missed: self.missed.name(),
             catch_up_max,
             grace_ms,
             run_on_start: self.run_on_start,
@@ -186,19 +187,6 @@ fn validate_name(name: &str) -> Result<()> {
             "invalid schedule name {name:?}: use 1 to 63 of a-z, 0-9, _ and -"
         )))
     }
-}
-
-/// A validated schedule: what an engine writes when it declares it.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ScheduleSpec {
-    pub(crate) name: String,
-    pub(crate) cron: String,
-    pub(crate) time_zone: String,
-    pub(crate) job: NewJob,
-    pub(crate) missed: Missed,
-    pub(crate) catch_up_max: i32,
-    pub(crate) grace_ms: i32,
-    pub(crate) run_on_start: bool,
 }
 
 /// Validates every declaration and checks names are unique.
@@ -239,7 +227,7 @@ mod tests {
     fn a_complete_declaration_validates() {
         let spec = ok().missed(Missed::CatchUp(3)).validate().expect("valid");
         assert_eq!(spec.job.kind, "tick");
-        assert_eq!((spec.missed.name(), spec.catch_up_max), ("catch_up", 3));
+        assert_eq!((spec.missed, spec.catch_up_max), ("catch_up", 3));
         assert_eq!(spec.grace_ms, 2000);
     }
 
