@@ -46,7 +46,7 @@ pub struct Schedule {
     pub(crate) name: String,
     pub(crate) cron: String,
     pub(crate) time_zone: String,
-    pub(crate) job: Option<Result<NewJob, String>>,
+    pub(crate) job: Option<Result<NewJob, JobInvalid>>,
     pub(crate) missed: Missed,
     pub(crate) grace: Duration,
     pub(crate) run_on_start: bool,
@@ -82,7 +82,10 @@ impl Schedule {
     /// and `delay` may not be set. With a unique key, a tick whose previous run is still
     /// live enqueues nothing (the tick still counts as dealt with).
     pub fn job<J: Job>(mut self, job: Enqueue<J>) -> Self {
-        self.job = Some(job.validate().map_err(|e| e.to_string()));
+        self.job = Some(job.validate().map_err(|e| match e {
+            Error::InvalidJob(r) => JobInvalid::Rejected(r),
+            other => JobInvalid::Other(other.to_string()),
+        }));
         self
     }
 
@@ -125,7 +128,9 @@ impl Schedule {
                     self.name
                 )))
             }
-            Some(Err(e)) => {
+            // A job the enqueue API would reject fails the same way.
+            Some(Err(JobInvalid::Rejected(r))) => return Err(Error::InvalidJob(r.clone())),
+            Some(Err(JobInvalid::Other(e))) => {
                 return Err(Error::InvalidConfig(format!(
                     "schedule `{}`: {e}",
                     self.name
@@ -171,6 +176,13 @@ impl Schedule {
             run_on_start: self.run_on_start,
         })
     }
+}
+
+/// Why a schedule's job did not validate (kept until `start` reports it).
+#[derive(Debug, Clone)]
+pub(crate) enum JobInvalid {
+    Rejected(crate::validate::Rejection),
+    Other(String),
 }
 
 /// A schedule name: what `validate::identifier` accepts, plus `-`.
@@ -243,11 +255,12 @@ mod tests {
             ok().missed(Missed::CatchUp(0)),
             Schedule::new("later", "* * * * *")
                 .job(Enqueue::new(Tick).delay(Duration::from_secs(1))),
-            Schedule::new("neg", "* * * * *").job(Enqueue::new(Tick).priority(-1)),
         ] {
             let e = bad.validate().unwrap_err();
             assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
         }
+        let neg = Schedule::new("neg", "* * * * *").job(Enqueue::new(Tick).priority(-1));
+        assert!(matches!(neg.validate(), Err(Error::InvalidJob(_))));
         let twice = validate_all(&[ok(), ok()]).unwrap_err();
         assert!(twice.to_string().contains("declared twice"), "{twice}");
     }
