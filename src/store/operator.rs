@@ -39,6 +39,7 @@ pub(crate) struct ListedJob {
     pub(crate) created_at: SystemTime,
     pub(crate) finished_at: Option<SystemTime>,
     pub(crate) last_error: Option<String>,
+    pub(crate) base_priority: Option<i16>,
 }
 
 /// One job in full (`show_job.sql`).
@@ -125,6 +126,7 @@ pub(crate) async fn list_jobs<C: GenericClient>(
                 created_at: r.try_get(8)?,
                 finished_at: r.try_get(9)?,
                 last_error: r.try_get(10)?,
+                base_priority: r.try_get(11)?,
             })
         })
         .collect()
@@ -159,6 +161,7 @@ pub(crate) async fn show_job<C: GenericClient>(
                 .and_then(|e| e.get("error"))
                 .and_then(|e| e.as_str())
                 .map(str::to_string),
+            base_priority: r.try_get(17)?,
         },
         started_at: r.try_get(9)?,
         args: r.try_get(11)?,

@@ -7,6 +7,6 @@ SELECT id, kind, queue, priority,
        attempt, max_attempts, run_at, created_at, started_at, finished_at,
        args, errors,
        ARRAY(SELECT (e ->> 'at')::timestamptz FROM jsonb_array_elements(errors) AS e) AS error_times,
-       unique_key, worker_id, rescues
+       unique_key, worker_id, rescues, base_priority
 FROM /* TEMPLATE: schema */all_jobs
 WHERE id = $1::bigint
