@@ -43,13 +43,16 @@ pub enum JobState {
     Completed,
     /// Failed for good (attempts used up, or cancelled by its handler).
     Failed,
-    /// Cancelled by a user before it started.
+    /// Cancelled by a user, or because a job it depends on failed.
     Cancelled,
+    /// Waiting for the jobs it depends on to complete.
+    Waiting,
 }
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 7] = [
+        JobState::Waiting,
         JobState::Available,
         JobState::Scheduled,
         JobState::Running,
@@ -67,6 +70,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::Waiting => "waiting",
         }
     }
 }
@@ -80,7 +84,7 @@ impl fmt::Display for JobState {
 /// A string that names no [`JobState`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown job state `{0}`: use available, scheduled, running, completed, failed or cancelled"
+    "unknown job state `{0}`: use waiting, available, scheduled, running, completed, failed or cancelled"
 )]
 pub struct UnknownJobState(pub String);
 
@@ -181,6 +185,7 @@ fn per_queue(rows: Vec<operator::QueueStateCount>) -> Vec<QueueCounts> {
             Ok(JobState::Completed) => q.states.completed += n,
             Ok(JobState::Failed) => q.states.failed += n,
             Ok(JobState::Cancelled) => q.states.cancelled += n,
+            Ok(JobState::Waiting) => q.states.waiting_on_parents += n,
             Err(_) => {}
         }
         if let Some(s) = row.oldest_wait_s {

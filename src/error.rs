@@ -80,6 +80,12 @@ pub enum Error {
     #[error("conflict: {0}")]
     Conflict(String),
 
+    /// A flow was rejected before anything was written: a reference unknown or used
+    /// twice, a cycle, a parent that does not exist or already failed, or a bad job
+    /// (the message names it).
+    #[error("flow rejected: {0}")]
+    InvalidFlow(String),
+
     /// A cancel found nothing to cancel: the job already finished (completed, failed or
     /// cancelled), or there is no such job. Nothing was written.
     #[error("job {id} cannot be cancelled: {reason}")]

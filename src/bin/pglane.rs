@@ -175,15 +175,22 @@ fn print_stats(schema: &str, queues: &[QueueCounts]) {
         return;
     }
     println!(
-        "{:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}  oldest wait",
-        "queue", "available", "scheduled", "running", "completed", "failed", "cancelled"
+        "{:<16} {:>8} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}  oldest wait",
+        "queue", "waiting", "available", "scheduled", "running", "completed", "failed", "cancelled"
     );
     for q in queues {
         let s = q.states;
         let wait = q.oldest_wait.map_or_else(|| "-".to_string(), human);
         println!(
-            "{:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}  {wait}",
-            q.queue, s.available, s.scheduled, s.running, s.completed, s.failed, s.cancelled
+            "{:<16} {:>8} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}  {wait}",
+            q.queue,
+            s.waiting_on_parents,
+            s.available,
+            s.scheduled,
+            s.running,
+            s.completed,
+            s.failed,
+            s.cancelled
         );
     }
 }

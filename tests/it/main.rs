@@ -13,6 +13,7 @@ mod core;
 mod encoding;
 mod enqueue;
 mod faults;
+mod flows;
 mod lifecycle;
 mod migrations;
 mod notifications;
