@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Claimed, Dispatcher, Effects, RunKey, RunProbe, StuckRun};
+use super::{Claimed, Dispatcher, Effects, RunEnded, RunKey, RunProbe, StuckRun};
 use crate::outcome::{decide, FailureCause, RunResult};
 
 impl<J: Claimed, H> Dispatcher<J, H> {
@@ -79,7 +79,8 @@ impl<J: Claimed, H> Dispatcher<J, H> {
                 "cancelled job did not stop within the grace period; aborted"
             );
         } else {
-            tracing::warn!(
+            // Logged at `warn` or `error` with its outcome (cause `timeout`) by the actor.
+            tracing::debug!(
                 job = key.job,
                 kind = run.facts.kind,
                 attempt = run.facts.attempt,
@@ -110,6 +111,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             run.facts.max_attempts,
             &self.config.retry_backoff,
         );
+        fx.ended.push(RunEnded {
+            key,
+            lane: run.lane,
+            facts: run.facts,
+            launched_at: run.launched_at,
+            outcome: fx.outcomes.len(),
+        });
         fx.outcomes.push((key, action));
     }
 

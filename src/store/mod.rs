@@ -7,6 +7,9 @@
 mod breaker;
 mod copy;
 mod encoding;
+mod idle;
+#[cfg(feature = "test-util")]
+mod inline;
 pub(crate) mod listen;
 mod maintenance;
 pub(crate) mod migration;
@@ -15,6 +18,7 @@ mod pool;
 mod prune;
 mod render;
 mod rows;
+pub(crate) mod schedules;
 mod shortage;
 mod stuck;
 mod timings;
@@ -66,6 +70,12 @@ pub(crate) struct Sql {
     pub(crate) self_notify: String,
     pub(crate) vacuum: String,
     pub(crate) server_connections: String,
+    pub(crate) schedule_insert: String,
+    pub(crate) schedule_lock: String,
+    pub(crate) schedule_redefine: String,
+    pub(crate) schedule_heartbeat: String,
+    pub(crate) schedule_load: String,
+    pub(crate) schedule_fire: String,
 }
 
 impl Sql {
@@ -90,6 +100,12 @@ impl Sql {
             self_notify: r(include_str!("sql/self_notify.sql")),
             vacuum: r(include_str!("sql/vacuum_jobs.sql")),
             server_connections: r(include_str!("sql/server_connections.sql")),
+            schedule_insert: r(include_str!("sql/schedule_insert.sql")),
+            schedule_lock: r(include_str!("sql/schedule_lock.sql")),
+            schedule_redefine: r(include_str!("sql/schedule_redefine.sql")),
+            schedule_heartbeat: r(include_str!("sql/schedule_heartbeat.sql")),
+            schedule_load: r(include_str!("sql/schedule_load.sql")),
+            schedule_fire: r(include_str!("sql/schedule_fire.sql")),
         }
     }
 }
@@ -126,12 +142,14 @@ struct Inner {
 }
 
 /// Counts from one maintenance pass.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct MaintenanceReport {
     /// Whether this process held the cluster-wide maintenance lock for the pass.
     pub(crate) leader: bool,
     pub(crate) rescued: i64,
     pub(crate) poisoned: i64,
+    /// The jobs failed as poison pills: (id, kind).
+    pub(crate) poison_pills: Vec<(i64, String)>,
     pub(crate) pruned: u64,
 }
 
