@@ -137,6 +137,10 @@ pub struct JobSummary {
     pub finished_at: Option<SystemTime>,
     /// The newest recorded error, if any.
     pub last_error: Option<String>,
+    /// The jobs it depends on (flows): it runs once all of them completed.
+    pub parents: Vec<i64>,
+    /// The jobs that depend on it.
+    pub children: Vec<i64>,
 }
 
 /// The database the `pglane` tool (and pglane's examples, tests and benchmarks) use when
@@ -222,6 +226,8 @@ pub async fn list<C: GenericClient>(
             created_at: j.created_at,
             finished_at: j.finished_at,
             last_error: j.last_error,
+            parents: j.parents,
+            children: j.children,
         })
         .collect())
 }

@@ -215,6 +215,20 @@ fn print_jobs(jobs: &[JobSummary]) {
             error.replace('\n', " ")
         );
         println!("{}", line.trim_end());
+        for (label, ids) in [("after", &j.parents), ("before", &j.children)] {
+            if !ids.is_empty() {
+                println!("{:>10}  {label} {}", "", id_list(ids));
+            }
+        }
+    }
+}
+
+/// `1, 2, 3` or, for long lists, the first ten and how many more.
+fn id_list(ids: &[i64]) -> String {
+    let shown: Vec<String> = ids.iter().take(10).map(i64::to_string).collect();
+    match ids.len() {
+        n if n > 10 => format!("{} (+{} more)", shown.join(", "), n - 10),
+        _ => shown.join(", "),
     }
 }
 

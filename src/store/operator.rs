@@ -38,6 +38,8 @@ pub(crate) struct ListedJob {
     pub(crate) created_at: SystemTime,
     pub(crate) finished_at: Option<SystemTime>,
     pub(crate) last_error: Option<String>,
+    pub(crate) parents: Vec<i64>,
+    pub(crate) children: Vec<i64>,
 }
 
 /// The schema's migration version from the answer to `schema_version.sql`: 0 when the
@@ -104,6 +106,8 @@ pub(crate) async fn list_jobs<C: GenericClient>(
                 created_at: r.try_get(8)?,
                 finished_at: r.try_get(9)?,
                 last_error: r.try_get(10)?,
+                parents: r.try_get(11)?,
+                children: r.try_get(12)?,
             })
         })
         .collect()

@@ -99,7 +99,17 @@ async fn bad_flows_are_refused_and_write_nothing() {
 #[actix_rt::test]
 async fn a_10000_deep_chain_is_enqueued_and_cancelled_as_one_subtree() {
     let db = TestDb::new().await;
-    let engine = engine(&db).await;
+    // 10,000 jobs validated one by one by enqueue() take about 2 s on an idle machine
+    // (the default call timeout is 10 s; this test's engines use 3 s).
+    let engine = db
+        .engine()
+        .lease(Duration::from_secs(60))
+        .call_timeout(Duration::from_secs(30))
+        .register::<Probe>()
+        .data(Events::new().sender())
+        .start()
+        .await
+        .unwrap();
     engine.pause("default").await.unwrap();
     let n = 10_000;
     let mut flow = Flow::new();
@@ -164,6 +174,16 @@ async fn a_flow_in_the_callers_transaction_exists_only_if_it_commits() {
     let tx = client.transaction().await.unwrap();
     let ids = engine.enqueue_flow_tx(&tx, flow()).await.unwrap();
     tx.commit().await.unwrap();
+    // Operators see the edges (`pglane list`).
+    let listed = pglane::admin::list(&db.client, &db.schema, None, 10)
+        .await
+        .unwrap();
+    let of = |id: i64| listed.iter().find(|j| j.id == id).unwrap();
+    assert_eq!(
+        (&of(ids[0]).parents, &of(ids[0]).children),
+        (&vec![ids[1]], &vec![])
+    );
+    assert_eq!(of(ids[1]).children, [ids[0]]);
     let got = events.take(2, Duration::from_secs(10)).await;
     assert_eq!(
         got.iter().map(|e| e.id).collect::<Vec<_>>(),
