@@ -10,10 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::commands::Enqueue;
 use crate::enqueue::NewJob;
 use crate::error::{Error, Result};
-use crate::job::Job;
 
 /// Most jobs in one flow (the SQL function's limit too).
 pub const MAX_FLOW_JOBS: usize = 100_000;
@@ -47,14 +45,16 @@ pub struct Flow {
 /// One job of a [`Flow`]: its reference within the flow, and what it waits for.
 #[derive(Debug)]
 pub struct FlowJob {
-    reference: String,
-    job: Result<NewJob>,
-    after: Vec<Parent>,
-    run_if_parent_fails: bool,
+    pub(crate) reference: String,
+    /// The job, validated (`FlowJob::new`, beside `Enqueue` in `commands`, so this module
+    /// needs neither it nor `Job`); an error is reported when the flow is enqueued.
+    pub(crate) job: Result<NewJob>,
+    pub(crate) after: Vec<Parent>,
+    pub(crate) run_if_parent_fails: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Parent {
+pub(crate) enum Parent {
     Ref(String),
     Job(i64),
 }
@@ -108,23 +108,6 @@ impl Flow {
 }
 
 impl FlowJob {
-    /// A job called `reference` within its flow (unique there; other jobs name it in
-    /// [`after`](Self::after)). Its options are those of `enqueue`, except a unique key.
-    pub fn new<J: Job>(reference: impl Into<String>, enqueue: Enqueue<J>) -> Self {
-        let job = enqueue.validate().and_then(|j| match j.unique_key {
-            Some(_) => Err(Error::InvalidFlow(
-                "a job of a flow cannot have a unique key".into(),
-            )),
-            None => Ok(j),
-        });
-        FlowJob {
-            reference: reference.into(),
-            job,
-            after: Vec::new(),
-            run_if_parent_fails: false,
-        }
-    }
-
     /// Runs only after the flow's job `reference` completed.
     pub fn after(mut self, reference: impl Into<String>) -> Self {
         self.after.push(Parent::Ref(reference.into()));
