@@ -43,13 +43,16 @@ pub enum JobState {
     Completed,
     /// Failed for good (attempts used up, or cancelled by its handler).
     Failed,
-    /// Cancelled by a user before it started.
+    /// Cancelled by a user, or because a job it depends on failed.
     Cancelled,
+    /// Waiting for the jobs it depends on to complete.
+    Waiting,
 }
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 7] = [
+        JobState::Waiting,
         JobState::Available,
         JobState::Scheduled,
         JobState::Running,
@@ -67,6 +70,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::Waiting => "waiting",
         }
     }
 }
@@ -80,7 +84,7 @@ impl fmt::Display for JobState {
 /// A string that names no [`JobState`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown job state `{0}`: use available, scheduled, running, completed, failed or cancelled"
+    "unknown job state `{0}`: use waiting, available, scheduled, running, completed, failed or cancelled"
 )]
 pub struct UnknownJobState(pub String);
 
@@ -136,6 +140,10 @@ pub struct JobSummary {
     pub finished_at: Option<SystemTime>,
     /// The newest recorded error, if any.
     pub last_error: Option<String>,
+    /// The jobs it depends on (flows): it runs once all of them completed.
+    pub parents: Vec<i64>,
+    /// The jobs that depend on it.
+    pub children: Vec<i64>,
 }
 
 /// One job in full, as [`show`] reports it: its summary, args and error history.
@@ -212,6 +220,7 @@ fn per_queue(rows: Vec<operator::QueueStateCount>) -> Vec<QueueCounts> {
             Ok(JobState::Completed) => q.states.completed += n,
             Ok(JobState::Failed) => q.states.failed += n,
             Ok(JobState::Cancelled) => q.states.cancelled += n,
+            Ok(JobState::Waiting) => q.states.waiting_on_parents += n,
             Err(_) => {}
         }
         if let Some(s) = row.oldest_wait_s {
@@ -251,6 +260,8 @@ fn summary(j: operator::ListedJob) -> JobSummary {
         finished_at: j.finished_at,
         last_error: j.last_error,
         base_priority: j.base_priority,
+        parents: j.parents,
+        children: j.children,
     }
 }
 

@@ -109,6 +109,25 @@ impl<J: Job> Enqueue<J> {
     }
 }
 
+impl crate::flow::FlowJob {
+    /// A job called `reference` within its flow (unique there; other jobs name it in
+    /// [`after`](Self::after)). Its options are those of `enqueue`, except a unique key.
+    pub fn new<J: Job>(reference: impl Into<String>, enqueue: Enqueue<J>) -> Self {
+        let job = enqueue.validate().and_then(|j| match j.unique_key {
+            Some(_) => Err(Error::InvalidFlow(
+                "a job of a flow cannot have a unique key".into(),
+            )),
+            None => Ok(j),
+        });
+        crate::flow::FlowJob {
+            reference: reference.into(),
+            job,
+            after: Vec::new(),
+            run_if_parent_fails: false,
+        }
+    }
+}
+
 impl<J: Job> Message for Enqueue<J> {
     type Result = Result<i64>;
 }

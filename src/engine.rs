@@ -102,6 +102,25 @@ impl Engine {
         self.ops.enqueue_tx(client, job.validate()?).await
     }
 
+    /// Enqueues a [`Flow`](crate::Flow): all its jobs or none, each waiting for its
+    /// parents to complete. Returns the ids in the order the jobs were added. A cycle, an
+    /// unknown reference, a missing or failed parent, or a bad job is
+    /// [`Error::InvalidFlow`](crate::Error::InvalidFlow), and nothing is written.
+    pub async fn enqueue_flow(&self, flow: crate::Flow) -> Result<Vec<i64>> {
+        self.ops.enqueue_flow(flow).await
+    }
+
+    /// [`enqueue_flow`](Self::enqueue_flow) inside the caller's transaction: the jobs
+    /// exist, and workers are woken, only if it commits. Existing parents it names are
+    /// locked until then (a long transaction holds them back from being claimed).
+    pub async fn enqueue_flow_tx<C: tokio_postgres::GenericClient>(
+        &self,
+        client: &C,
+        flow: crate::Flow,
+    ) -> Result<Vec<i64>> {
+        self.ops.enqueue_flow_tx(client, flow).await
+    }
+
     /// Pauses a lane: no new claims; running jobs finish.
     pub async fn pause(&self, lane: &str) -> Result<()> {
         self.supervisor.send(Pause(lane.to_string())).await?

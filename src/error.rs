@@ -122,6 +122,12 @@ pub enum Error {
     #[error("conflict: {0}")]
     Conflict(String),
 
+    /// A flow was rejected before anything was written: a reference unknown or used
+    /// twice, a cycle, a parent that does not exist or already failed, or a bad job
+    /// (the message names it).
+    #[error("flow rejected: {0}")]
+    InvalidFlow(String),
+
     /// A schedule's cron expression could not be parsed; nothing was written.
     #[error("schedule `{schedule}`: invalid cron expression {expression:?}: {reason}")]
     InvalidCron {

@@ -234,6 +234,13 @@ impl JobContext {
         self.traceparent.as_deref()
     }
 
+    /// Enqueues a [`Flow`](crate::Flow) from inside a handler, like
+    /// [`Engine::enqueue_flow`](crate::Engine::enqueue_flow). Returns the ids in the
+    /// order the jobs were added.
+    pub async fn enqueue_flow(&self, flow: crate::Flow) -> crate::Result<Vec<i64>> {
+        self.ops.enqueue_flow(flow).await
+    }
+
     /// A shared value registered with [`EngineBuilder::data`](crate::EngineBuilder::data).
     pub fn data<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.data.get::<T>()

@@ -33,6 +33,8 @@
 //! store              the only place that runs SQL (statements in store/sql/*.sql)
 //!
 //! ops                enqueue, cancel, retry: one implementation for Engine and the messages
+//! cancel             a user's cancel: its answer, its refusals, the notice to the worker
+//! flow               jobs with dependencies: checked and ordered (Kahn) before enqueue_flow()
 //! commands           the messages applications send (Enqueue, Pause, Shutdown, …)
 //! engine, builder    the Engine handle, and its builder (settings in config)
 //! lane, enqueue, job, outcome, stats, validate, backoff, error, migrate, admin
@@ -89,6 +91,7 @@ mod dispatch;
 mod engine;
 mod enqueue;
 mod error;
+mod flow;
 mod job;
 mod lane;
 mod migrate;
@@ -119,6 +122,7 @@ pub use connect::{ConnectOptions, SslMode};
 pub use engine::Engine;
 pub use enqueue::{JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};
+pub use flow::{Flow, FlowJob, MAX_FLOW_JOBS};
 pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
 pub use migrate::{channel_for, migrate, migrate_with, migration_sql, SCHEMA_VERSION};

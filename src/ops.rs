@@ -10,6 +10,7 @@ use tracing::Instrument;
 use crate::cancel::CancelOutcome;
 use crate::enqueue::{wake_hint, NewJob};
 use crate::error::Result;
+use crate::flow::Flow;
 use crate::lane::NotifyGate;
 use crate::store::Store;
 use crate::telemetry::spans::{fill_trace_context, send_span};
@@ -130,6 +131,29 @@ impl Ops {
         Ok(id)
     }
 
+    /// Enqueues a flow on a pooled connection and wakes the lanes; returns the ids in the
+    /// order the jobs were added.
+    pub(crate) async fn enqueue_flow(&self, flow: Flow) -> Result<Vec<i64>> {
+        let (plan, order) = flow.plan()?;
+        let ids = self.store.enqueue_flow_pooled(&plan).await?;
+        self.wake(None);
+        Ok(in_added_order(ids, &order))
+    }
+
+    /// Enqueues a flow inside the caller's transaction: it exists only if that commits.
+    pub(crate) async fn enqueue_flow_tx<C: tokio_postgres::GenericClient>(
+        &self,
+        client: &C,
+        flow: Flow,
+    ) -> Result<Vec<i64>> {
+        let (plan, order) = flow.plan()?;
+        let ids = self
+            .store
+            .timed(self.store.enqueue_flow(client, &plan))
+            .await?;
+        Ok(in_added_order(ids, &order))
+    }
+
     /// Cancels a job, running or not (see [`CancelOutcome`]).
     pub(crate) async fn cancel(&self, id: i64, reason: Option<&str>) -> Result<CancelOutcome> {
         self.store.cancel(id, reason, &self.requester).await
@@ -168,4 +192,14 @@ fn count_enqueued(jobs: &[NewJob], inserted: usize) {
             start = i;
         }
     }
+}
+
+/// The ids `enqueue_flow()` returned (in plan order) in the order the jobs were added:
+/// `order[k]` is the added index of the plan's `k`-th job.
+fn in_added_order(ids: Vec<i64>, order: &[usize]) -> Vec<i64> {
+    let mut out = vec![0; ids.len()];
+    for (k, id) in ids.into_iter().enumerate() {
+        out[order[k]] = id;
+    }
+    out
 }

@@ -158,8 +158,11 @@ pub struct StateCounts {
     pub completed: i64,
     /// Failed for good, within retention.
     pub failed: i64,
-    /// Cancelled by a user, within retention.
+    /// Cancelled by a user (or with a parent that failed), within retention.
     pub cancelled: i64,
+    /// Waiting for parent jobs to complete (see `Engine::enqueue_flow`): not claimable
+    /// yet, and counted nowhere else.
+    pub waiting_on_parents: i64,
 }
 
 /// Whether workers are woken by NOTIFY or find work by polling alone.
@@ -228,6 +231,7 @@ pub(crate) fn summarize(
     for row in live {
         match (row.state.as_str(), row.due) {
             ("running", _) => out.states.running += row.count,
+            ("waiting", _) => out.states.waiting_on_parents += row.count,
             (_, false) => out.states.scheduled += row.count,
             (_, true) => {
                 out.states.available += row.count;

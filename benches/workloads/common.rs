@@ -42,6 +42,15 @@ impl Schema {
             .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
             .await?;
         pglane::migrate(url, &name).await?;
+        // A/B switch for what the flows' statement trigger on jobs_finished costs
+        // (issue 10): same binary, runs interleaved with and without it.
+        if std::env::var_os("PGLANE_BENCH_NO_FLOW_TRIGGER").is_some() {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE \"{name}\".jobs_finished DISABLE TRIGGER release_dependents"
+                ))
+                .await?;
+        }
         Ok(Schema {
             name,
             url: url.to_string(),

@@ -67,6 +67,9 @@ fn listed(r: &tokio_postgres::Row) -> Result<ListedJob> {
         last_error: r.try_get(10)?,
         // The dashboard shows the current (possibly aged) priority.
         base_priority: None,
+        // Listed rows carry no dependencies; the detail page reads them.
+        parents: Vec::new(),
+        children: Vec::new(),
     })
 }
 
@@ -153,6 +156,8 @@ pub(crate) async fn job<C: GenericClient>(
             finished_at: r.try_get(10)?,
             last_error: None,
             base_priority: None,
+            parents: Vec::new(),
+            children: Vec::new(),
         },
         started_at: r.try_get(9)?,
         args_pretty: r.try_get(11)?,

@@ -67,6 +67,7 @@ pub(crate) struct Sql {
     pub(crate) schema_version: String,
     pub(crate) cancel: String,
     pub(crate) cancelled_among: String,
+    pub(crate) enqueue_flow: String,
     pub(crate) retry_finished: String,
     pub(crate) dead_rows: String,
     pub(crate) self_notify: String,
@@ -97,6 +98,7 @@ impl Sql {
             schema_version: r(include_str!("sql/schema_version.sql")),
             cancel: r(include_str!("sql/cancel.sql")),
             cancelled_among: r(include_str!("sql/cancelled_among.sql")),
+            enqueue_flow: r(include_str!("sql/enqueue_flow.sql")),
             retry_finished: r(include_str!("sql/retry_finished.sql")),
             dead_rows: r(include_str!("sql/dead_rows.sql")),
             self_notify: r(include_str!("sql/self_notify.sql")),
@@ -448,6 +450,35 @@ impl Store {
             "unique key {:?} kept changing hands; try again",
             job.unique_key.as_deref().unwrap_or("")
         )))
+    }
+
+    /// Inserts a planned flow (see [`crate::Flow`]) on `client` (a pooled connection, or
+    /// the caller's transaction); returns the ids in the plan's order.
+    pub(crate) async fn enqueue_flow<C: GenericClient>(
+        &self,
+        client: &C,
+        plan: &serde_json::Value,
+    ) -> Result<Vec<i64>> {
+        let rows = client
+            .query(&self.inner.sql.enqueue_flow, &[plan])
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) if db.code().code() == "22023" => {
+                    Error::InvalidFlow(db.message().trim_start_matches("pglane: ").to_string())
+                }
+                _ => Error::Database(e),
+            })?;
+        Ok(rows[0].get(0))
+    }
+
+    /// [`enqueue_flow`](Self::enqueue_flow) on a pooled connection, under the call
+    /// timeout and the breaker.
+    pub(crate) async fn enqueue_flow_pooled(&self, plan: &serde_json::Value) -> Result<Vec<i64>> {
+        self.timed(async {
+            let conn = self.conn().await?;
+            self.enqueue_flow(&**conn, plan).await
+        })
+        .await
     }
 
     /// Claims up to `req.limit` jobs as a lease; sorted most urgent first.

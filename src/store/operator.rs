@@ -40,6 +40,8 @@ pub(crate) struct ListedJob {
     pub(crate) finished_at: Option<SystemTime>,
     pub(crate) last_error: Option<String>,
     pub(crate) base_priority: Option<i16>,
+    pub(crate) parents: Vec<i64>,
+    pub(crate) children: Vec<i64>,
 }
 
 /// One job in full (`show_job.sql`).
@@ -127,6 +129,8 @@ pub(crate) async fn list_jobs<C: GenericClient>(
                 finished_at: r.try_get(9)?,
                 last_error: r.try_get(10)?,
                 base_priority: r.try_get(11)?,
+                parents: r.try_get(12)?,
+                children: r.try_get(13)?,
             })
         })
         .collect()
@@ -162,6 +166,8 @@ pub(crate) async fn show_job<C: GenericClient>(
                 .and_then(|e| e.as_str())
                 .map(str::to_string),
             base_priority: r.try_get(17)?,
+            parents: r.try_get(18)?,
+            children: r.try_get(19)?,
         },
         started_at: r.try_get(9)?,
         args: r.try_get(11)?,

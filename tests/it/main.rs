@@ -17,6 +17,7 @@ mod deploy;
 mod encoding;
 mod enqueue;
 mod faults;
+mod flows;
 mod latency_target;
 mod lifecycle;
 mod logs;

@@ -45,6 +45,7 @@ pub(crate) fn stats(schema: &str, queues: &[QueueCounts]) -> String {
             let s = q.states;
             vec![
                 q.queue.clone(),
+                s.waiting_on_parents.to_string(),
                 s.available.to_string(),
                 s.scheduled.to_string(),
                 s.running.to_string(),
@@ -58,6 +59,7 @@ pub(crate) fn stats(schema: &str, queues: &[QueueCounts]) -> String {
     table(
         &[
             "queue",
+            "waiting",
             "available",
             "scheduled",
             "running",
@@ -67,7 +69,7 @@ pub(crate) fn stats(schema: &str, queues: &[QueueCounts]) -> String {
             "oldest wait",
         ],
         &rows,
-        &[1, 2, 3, 4, 5, 6],
+        &[1, 2, 3, 4, 5, 6, 7],
     )
 }
 
@@ -93,6 +95,8 @@ pub(crate) fn jobs(jobs: &[JobSummary], now: SystemTime) -> String {
                 j.priority.to_string(),
                 format!("{}/{}", j.attempt, j.max_attempts),
                 relative(j.run_at, now),
+                id_list(&j.parents),
+                id_list(&j.children),
                 error.replace('\n', " "),
             ]
         })
@@ -106,11 +110,25 @@ pub(crate) fn jobs(jobs: &[JobSummary], now: SystemTime) -> String {
             "prio",
             "attempts",
             "run at",
+            "after",
+            "before",
             "last error",
         ],
         &rows,
         &[0, 4, 5],
     )
+}
+
+/// Job ids, `1,2,3`, the first five and how many more for long lists; `-` for none.
+fn id_list(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return "-".into();
+    }
+    let shown: Vec<String> = ids.iter().take(5).map(i64::to_string).collect();
+    match ids.len() {
+        n if n > 5 => format!("{} (+{} more)", shown.join(","), n - 5),
+        _ => shown.join(","),
+    }
 }
 
 /// One job: its fields, args, and a history of state changes, oldest first.
@@ -125,6 +143,12 @@ pub(crate) fn job(d: &JobDetail, now: SystemTime) -> String {
     }
     if let Some(w) = &d.worker_id {
         out.push_str(&format!("worker:   {w}\n"));
+    }
+    if !j.parents.is_empty() {
+        out.push_str(&format!("after:    {}\n", id_list(&j.parents)));
+    }
+    if !j.children.is_empty() {
+        out.push_str(&format!("before:   {}\n", id_list(&j.children)));
     }
     if d.rescues > 0 {
         out.push_str(&format!("rescues:  {}\n", d.rescues));

@@ -4,8 +4,8 @@
 -- lease (rescued after expiry, or timed out) can never overwrite a newer attempt, and an
 -- outcome written twice is applied once. Returns the ids applied.
 --
--- The state is tested as `<> 'available'` (the only other live state is 'running', by
--- the table's CHECK): written `= 'running'`, it lets the planner drive the join from
+-- The state is tested as `<> 'available'` (the other live states are 'running' and
+-- 'waiting', by the table's CHECK, and a waiting job holds no lease token): written `= 'running'`, it lets the planner drive the join from
 -- jobs_lease_idx, whose predicate it matches. When the statistics were gathered with no
 -- job running (autoanalyze after a bulk enqueue, typically) that index is estimated at
 -- one row, so the plan put jobs outside and re-ran the unnest once per running job:

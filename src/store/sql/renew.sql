@@ -4,7 +4,7 @@
 -- the worker missed (listener down, database outage).
 --
 -- Shaped like outcomes.sql, for the same reason: the state is tested as `<> 'available'`
--- (the only other live state is 'running') and the ids only through the join, so the
+-- (the other live states are 'running' and 'waiting', which holds no token) and the ids only through the join, so the
 -- plan is a nested loop from the unnested rows into the primary key. With
 -- `state = 'running'` or `id = ANY($1)`, statistics gathered while no job ran made the
 -- planner put jobs outside and re-run the unnest once per running job: renewing 1,000

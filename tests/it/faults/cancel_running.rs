@@ -367,3 +367,62 @@ async fn cancel_during_an_outage_is_applied_when_the_worker_is_back() {
     a.finish(Duration::from_secs(10)).await;
     db.cleanup().await;
 }
+
+/// Cancel-to-stop latency across processes, p50/p99 over 200 cancels: from the cancel's
+/// commit (database clock) to the handler in the worker process noticing (its ledger
+/// row finished, database clock), and to the job's row in jobs_finished. A measurement,
+/// not an assertion: run with
+/// `cargo test --test it cancel_to_stop_latency -- --ignored --nocapture`.
+#[actix_rt::test]
+#[ignore]
+async fn cancel_to_stop_latency_across_processes() {
+    let db = TestDb::new().await;
+    create_ledger(&db.client, &db.schema).await;
+    let a = Worker::start(&spec(&db, &worker_id("latency-a"), "cancellable:60000", 4)).await;
+    let n = 200;
+    let mut noticed = Vec::with_capacity(n);
+    let mut ended = Vec::with_capacity(n);
+    for _ in 0..n {
+        let job: i64 = db.query("SELECT {schema}.enqueue('fault', '{}')").await[0].get(0);
+        wait_started(&db, job).await;
+        let row = db
+            .client
+            .query_one(
+                &format!(
+                    "SELECT \"{}\".cancel($1, 'latency', 'bench'), clock_timestamp()",
+                    db.schema
+                ),
+                &[&job],
+            )
+            .await
+            .unwrap();
+        let at: SystemTime = row.get(1);
+        wait_cancelled(&db, job, Duration::from_secs(10)).await;
+        let r = &db
+            .query(&format!(
+                "SELECT l.finished_at, f.finished_at FROM {{schema}}.ledger l \
+                 JOIN {{schema}}.jobs_finished f ON f.id = l.job_id WHERE l.job_id = {job}"
+            ))
+            .await[0];
+        let (told, done): (SystemTime, SystemTime) = (r.get(0), r.get(1));
+        noticed.push(told.duration_since(at).unwrap_or_default());
+        ended.push(done.duration_since(at).unwrap_or_default());
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+    };
+    for (what, v) in [
+        ("handler noticed", &mut noticed),
+        ("job ended cancelled", &mut ended),
+    ] {
+        println!(
+            "FAULT-METRIC cancel latency across processes ({n} cancels), {what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            pct(v, 0.50).as_secs_f64() * 1e3,
+            pct(v, 0.99).as_secs_f64() * 1e3,
+            pct(v, 1.0).as_secs_f64() * 1e3,
+        );
+    }
+    a.finish(Duration::from_secs(10)).await;
+    db.cleanup().await;
+}

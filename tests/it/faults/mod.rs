@@ -28,6 +28,7 @@ mod cancel_running;
 mod chaos;
 mod devdb_signals;
 mod failover;
+mod flows;
 mod handlers;
 mod listener_killed;
 mod poison;
