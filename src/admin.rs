@@ -240,12 +240,19 @@ pub async fn schedules<C: GenericClient>(
     Ok(list.into_iter().map(Into::into).collect())
 }
 
-/// Cancels a job that has not started yet. Returns whether it was cancelled (`false` if
-/// it is running, finished, or unknown). Same as [`Engine::cancel`](crate::Engine::cancel),
-/// without an engine.
-pub async fn cancel<C: GenericClient>(client: &C, schema: &str, id: i64) -> Result<bool> {
+/// Cancels a job, running or not, in whatever process it runs: same as
+/// [`Engine::cancel`](crate::Engine::cancel), without an engine. `by` says who asked
+/// (recorded with `reason` in the job's history); empty means the database user.
+/// A finished or unknown job is [`Error::NotCancellable`](crate::Error::NotCancellable).
+pub async fn cancel<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    id: i64,
+    reason: Option<&str>,
+    by: &str,
+) -> Result<crate::CancelOutcome> {
     channel_for(schema)?;
-    operator::cancel(client, schema, id).await
+    operator::cancel(client, schema, id, reason, by).await
 }
 
 /// Deletes finished jobs (completed, failed and cancelled) that finished more than

@@ -111,6 +111,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a run a user cancelled may go on after its handler was told
+    /// ([`JobContext::cancelled`](crate::JobContext::cancelled)) before it is aborted.
+    /// Defaults to 5 s.
+    pub fn cancel_grace(mut self, d: Duration) -> Self {
+        self.settings.cancel_grace = d;
+        self
+    }
+
     /// How often each lane polls while NOTIFY works (jittered ±10%). Defaults to 1 s.
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.settings.poll_interval = d;

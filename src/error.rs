@@ -125,6 +125,17 @@ pub enum Error {
         zone: String,
     },
 
+    /// A cancel found nothing to cancel: the job already finished (completed, failed or
+    /// cancelled), or there is no such job. Nothing was written.
+    #[error("job {id} cannot be cancelled: {reason}")]
+    NotCancellable {
+        /// The job asked for.
+        id: i64,
+        /// Why, as the database said it (e.g. "job 42 is already completed: nothing to
+        /// cancel", "no job 42").
+        reason: String,
+    },
+
     /// The named lane does not exist in this engine.
     #[error("unknown lane `{0}`")]
     UnknownLane(String),

@@ -77,6 +77,7 @@ mod backoff;
 #[doc(hidden)]
 pub mod bench_api;
 mod builder;
+mod cancel;
 mod commands;
 mod config;
 mod connect;
@@ -103,6 +104,7 @@ pub mod validate;
 pub use actor::supervisor::JobSupervisor;
 pub use backoff::Backoff;
 pub use builder::EngineBuilder;
+pub use cancel::CancelOutcome;
 pub use commands::{
     Cancel, Enqueue, Pause, Resume, Retry, SetConcurrency, Shutdown, ShutdownReport, Stats,
 };

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 use pglane::admin::{self, JobState, JobSummary, QueueCounts, DEFAULT_DATABASE_URL};
-use pglane::IntoPgConfig;
+use pglane::{CancelOutcome, IntoPgConfig};
 use tokio_postgres::Client;
 
 /// Operate a pglane job queue: migrate, inspect, retry, cancel, prune.
@@ -59,10 +59,14 @@ enum Command {
         /// The job's id.
         id: i64,
     },
-    /// Cancel a job that has not started yet.
+    /// Cancel a job: at once if it has not started; if it is running (in any process),
+    /// its worker is told, its handler may clean up, and it ends `cancelled`.
     Cancel {
         /// The job's id.
         id: i64,
+        /// Why, recorded in the job's history.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Delete finished jobs (completed, failed, cancelled) older than a cut-off.
     Prune {
@@ -109,12 +113,23 @@ async fn run(cli: Cli) -> pglane::Result<ExitCode> {
                 format!("job {id} is not failed or cancelled: nothing to retry"),
             ));
         }
-        Command::Cancel { id } => {
-            return Ok(report(
-                admin::cancel(&client, schema, id).await?,
-                format!("job {id} cancelled"),
-                format!("job {id} was not cancelled: it is running, finished, or unknown"),
-            ));
+        Command::Cancel { id, reason } => {
+            let by = format!("pglane cli ({})", std::env::var("USER").unwrap_or_default());
+            return match admin::cancel(&client, schema, id, reason.as_deref(), &by).await {
+                Ok(CancelOutcome::Requested) => {
+                    println!("job {id} is running: cancel requested, its worker was told");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(_) => {
+                    println!("job {id} cancelled");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ pglane::Error::NotCancellable { .. }) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(e),
+            };
         }
         Command::Prune { older_than } => {
             let older_than = Duration::from_secs(older_than);

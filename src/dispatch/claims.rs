@@ -261,6 +261,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
                 started: false,
                 lease_lost: false,
                 rescued,
+                cancelling: false,
                 stuck: false,
                 generation: self.threads.generation(),
                 handle: Some(handle),

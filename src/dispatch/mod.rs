@@ -11,10 +11,12 @@
 //!
 //! The rules, by file: `claims` (claim only into free slots, work-conserving borrowing,
 //! at most one rescued job at a time per worker), `ends` (settling runs, lease loss),
-//! `tick` (timeouts, stuck threads, runs that never started, renewals), `tuning`
+//! `tick` (timeouts, stuck threads, runs that never started, renewals), `cancels`
+//! (a user's cancel of a running job: a shorter deadline), `tuning`
 //! (pause, resume, concurrency), `shutdown` (quiet, grace period), `threads` (stuck
 //! handler threads and their replacement).
 
+mod cancels;
 mod claims;
 mod effects;
 mod ends;
@@ -93,6 +95,8 @@ pub(crate) struct CoreConfig {
     pub(crate) threads: usize,
     /// Stuck threads replaced at most at once.
     pub(crate) max_stuck_threads: usize,
+    /// How long a run a user cancelled may go on before it is aborted.
+    pub(crate) cancel_grace: Duration,
 }
 
 /// A rescued job held back until its neighbours' hand-back is written.

@@ -116,6 +116,7 @@ pub(super) fn config(threads: usize, max_stuck_threads: usize) -> CoreConfig {
         renew_every: Duration::from_secs(10),
         start_within: Duration::from_secs(10),
         stuck_poll: Duration::from_millis(100),
+        cancel_grace: Duration::from_secs(2),
         threads,
         max_stuck_threads,
     }

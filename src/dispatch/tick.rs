@@ -85,20 +85,38 @@ impl<J: Claimed, H> Dispatcher<J, H> {
     /// Writes off a run past its deadline that no thread is polling.
     fn time_out(&mut self, key: RunKey, fx: &mut Effects<H>) {
         let run = self.remove(key);
-        // Logged at `warn` or `error` with its outcome (cause `timeout`) by the actor.
-        tracing::debug!(
-            job = key.job,
-            kind = run.facts.kind,
-            attempt = run.facts.attempt,
-            "job timed out; its slot is freed and a late outcome will be ignored"
-        );
+        if run.cancelling {
+            tracing::warn!(
+                job = key.job,
+                kind = run.facts.kind,
+                "cancelled job did not stop within the grace period; aborted"
+            );
+        } else {
+            // Logged at `warn` or `error` with its outcome (cause `timeout`) by the actor.
+            tracing::debug!(
+                job = key.job,
+                kind = run.facts.kind,
+                attempt = run.facts.attempt,
+                "job timed out; its slot is freed and a late outcome will be ignored"
+            );
+        }
         fx.aborts.extend(run.handle);
         let lane = &mut self.lanes[run.lane];
         lane.account.finish();
         lane.refill = true;
-        let result = RunResult::Failed {
-            error: "timed out".into(),
-            cause: FailureCause::Timeout,
+        // A cancelled run is written as an ordinary failure: the database turns any
+        // outcome of a run whose cancel it recorded into `cancelled`.
+        let result = if run.cancelling {
+            RunResult::Failed {
+                error: "aborted: cancelled, and the handler did not stop within the grace period"
+                    .into(),
+                cause: FailureCause::Cancel,
+            }
+        } else {
+            RunResult::Failed {
+                error: "timed out".into(),
+                cause: FailureCause::Timeout,
+            }
         };
         let action = decide(
             result,

@@ -63,6 +63,7 @@ pub(crate) struct Sql {
     pub(crate) stats_finished: String,
     pub(crate) schema_version: String,
     pub(crate) cancel: String,
+    pub(crate) cancelled_among: String,
     pub(crate) retry_finished: String,
     pub(crate) dead_rows: String,
     pub(crate) self_notify: String,
@@ -91,6 +92,7 @@ impl Sql {
             stats_finished: r(include_str!("sql/stats_finished.sql")),
             schema_version: r(include_str!("sql/schema_version.sql")),
             cancel: r(include_str!("sql/cancel.sql")),
+            cancelled_among: r(include_str!("sql/cancelled_among.sql")),
             retry_finished: r(include_str!("sql/retry_finished.sql")),
             dead_rows: r(include_str!("sql/dead_rows.sql")),
             self_notify: r(include_str!("sql/self_notify.sql")),
@@ -491,13 +493,14 @@ impl Store {
         .await
     }
 
-    /// Extends leases; returns the ids still owned.
+    /// Extends leases; returns the ids still owned, each with whether a user asked to
+    /// cancel it.
     pub(crate) async fn renew(
         &self,
         ids: &[i64],
         tokens: &[i64],
         lease_ms: f64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<(i64, bool)>> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn
@@ -506,6 +509,18 @@ impl Store {
                     &self.inner.sql.renew,
                     &[&ids, &tokens, &lease_ms],
                 )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+        .await
+    }
+
+    /// Which of `ids` (runs whose leases were lost) ended cancelled by a user.
+    pub(crate) async fn cancelled_among(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .query_once(&self.inner.sql.cancelled_among, &[&ids])
                 .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
@@ -533,16 +548,25 @@ impl Store {
         .await
     }
 
-    /// Cancels a job that has not started. Returns whether it was cancelled.
-    pub(crate) async fn cancel(&self, id: i64) -> Result<bool> {
-        self.timed(async {
-            let mut conn = self.conn().await?;
-            Ok(!conn
-                .query_once(&self.inner.sql.cancel, &[&id])
-                .await?
-                .is_empty())
-        })
-        .await
+    /// Cancels a job (see `cancel()` in migration 5): at once if it has not started, by
+    /// a durable request and a notification to its worker if it is running.
+    pub(crate) async fn cancel(
+        &self,
+        id: i64,
+        reason: Option<&str>,
+        by: &str,
+    ) -> Result<crate::cancel::CancelOutcome> {
+        let answer = self
+            .timed(async {
+                let mut conn = self.conn().await?;
+                let rows = conn
+                    .query_once(&self.inner.sql.cancel, &[&id, &reason, &by])
+                    .await?;
+                Ok(rows[0].get::<_, String>(0))
+            })
+            .await
+            .map_err(|e| crate::cancel::refusal(id, e))?;
+        crate::cancel::CancelOutcome::parse(&answer)
     }
 
     /// Puts a failed or cancelled job back to run. Returns whether it was found.

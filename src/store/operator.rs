@@ -126,10 +126,22 @@ pub(crate) async fn retry_finished<C: GenericClient>(
     Ok(found)
 }
 
-/// Cancels a job that has not started. Returns whether it was cancelled.
-pub(crate) async fn cancel<C: GenericClient>(client: &C, schema: &str, id: i64) -> Result<bool> {
+/// Cancels a job (see `cancel()` in migration 5): at once if it has not started, by a
+/// durable request and a notification to its worker if it is running.
+pub(crate) async fn cancel<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    id: i64,
+    reason: Option<&str>,
+    by: &str,
+) -> Result<crate::cancel::CancelOutcome> {
     let sql = render(include_str!("sql/cancel.sql"), schema, "");
-    Ok(!client.query(&sql, &[&id]).await?.is_empty())
+    let answer: String = client
+        .query_one(&sql, &[&id, &reason, &by])
+        .await
+        .map_err(|e| crate::cancel::refusal(id, e.into()))?
+        .get(0);
+    crate::cancel::CancelOutcome::parse(&answer)
 }
 
 /// Deletes every finished job that finished more than `older_than` ago, whatever its

@@ -233,6 +233,8 @@ pub(super) async fn run_one(
         pool: store.pool().clone(),
         data: data.clone(),
         ops: ops.clone(),
+        // Inline runs cannot be cancelled: the sender is gone, `cancelled()` never fires.
+        cancel: tokio::sync::watch::channel(false).1,
     };
     let timeout = job
         .timeout_ms

@@ -100,9 +100,14 @@ impl TestSchema {
     pub async fn at(url: &str) -> Result<TestSchema> {
         let schema = format!("test_{:016x}", fastrand::u64(..));
         crate::migrate(url, &schema).await?;
-        let store = Store::standalone(url.into_pg_config()?, &schema, 4)?;
+        let store = Store::standalone(&url.into_pg_config()?, &schema, 4)?;
         let gate = Arc::new(NotifyGate::new(&[], crate::DEFAULT_QUEUE, false));
-        let ops = Arc::new(Ops::new(store.clone(), gate, Arc::new(|_| {})));
+        let ops = Arc::new(Ops::new(
+            store.clone(),
+            gate,
+            Arc::new(|_| {}),
+            Arc::from("pglane::testing"),
+        ));
         Ok(TestSchema {
             url: url.to_string(),
             schema,

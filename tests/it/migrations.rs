@@ -30,10 +30,12 @@ async fn versions(schema: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Every migration version of this build. Version 3 belongs to a branch that lands
-/// separately: drop the filter once it has.
+/// Every version this build applies. Numbers are handed out to work in progress ahead of
+/// time, so the list may have gaps until that work lands: take a number out of `GAPS`
+/// when its migration is added.
 fn all_versions() -> Vec<i32> {
-    (1..=SCHEMA_VERSION).filter(|v| *v != 3).collect()
+    const GAPS: &[i32] = &[3];
+    (1..=SCHEMA_VERSION).filter(|v| !GAPS.contains(v)).collect()
 }
 
 #[actix_rt::test]

@@ -70,6 +70,7 @@ impl Launcher<ClaimedJob> for Launch<'_> {
             pool: self.setup.app_pool.clone(),
             data: self.setup.data.clone(),
             ops: self.setup.ops.clone(),
+            cancel: self.setup.signals.register(key),
         };
         let watch = self.setup.handlers.watch();
         let handle = executor::spawn(
@@ -133,6 +134,7 @@ impl JobSupervisor {
             &mut launch,
             &mut self.fx,
         );
+        self.runs.signals.prune();
         self.carry_out(ctx);
         let core = &self.core;
         self.runs.handlers.shut_down_drained(|g| core.stuck_on(g));

@@ -23,7 +23,7 @@ use tokio::task::AbortHandle;
 
 use crate::actor::claimer::{ClaimBase, Claimer};
 use crate::actor::completer::{Completer, StuckPolicy};
-use crate::actor::executor::{EndedRuns, HandlerPool, Target};
+use crate::actor::executor::{CancelSignals, EndedRuns, HandlerPool, Target};
 use crate::actor::leases::Leases;
 use crate::actor::listener::{Listener, ListenerReports};
 use crate::actor::maintenance::{Maintenance, MaintenanceReports};
@@ -75,6 +75,8 @@ struct RunSetup {
     target: Target,
     /// Where runs report their end.
     ended: EndedRuns,
+    /// How runs' handlers learn of a cancel.
+    signals: CancelSignals,
 }
 
 /// The supervisor's children, started with it.
@@ -114,7 +116,8 @@ impl JobSupervisor {
         let addr = JobSupervisor::create(|ctx| {
             let me: Recipient<inbox::WakeLanes> = ctx.address().recipient();
             let wake = Arc::new(move |priority| me.do_send(inbox::WakeLanes { priority }));
-            let ops = Ops::new(p.store.clone(), p.gate.clone(), wake);
+            let requester = crate::cancel::engine_requester(&p.claim_base.worker_id);
+            let ops = Ops::new(p.store.clone(), p.gate.clone(), wake, requester.into());
             ops_out = Some(ops.clone());
             JobSupervisor::new(p, ops, ctx)
         });
@@ -131,6 +134,7 @@ impl JobSupervisor {
             stuck_poll: STUCK_POLL,
             threads: p.handlers.threads(),
             max_stuck_threads: s.max_stuck_threads,
+            cancel_grace: s.cancel_grace,
         };
         let specs: Vec<Arc<LaneSpec>> = p.lanes.iter().map(|(spec, _)| spec.clone()).collect();
         let core = Dispatcher::new(
@@ -167,6 +171,7 @@ impl JobSupervisor {
                     p.store.clone(),
                     s.lease.as_secs_f64() * 1000.0,
                     me.clone().recipient(),
+                    me.clone().recipient(),
                 )
                 .start(),
             ),
@@ -179,6 +184,7 @@ impl JobSupervisor {
                     ListenerReports {
                         available: me.clone().recipient(),
                         changed: me.clone().recipient(),
+                        cancel: me.clone().recipient(),
                     },
                 )
                 .start(),
@@ -209,6 +215,7 @@ impl JobSupervisor {
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
+                signals: CancelSignals::default(),
             },
             run_log: RunLog::new(&p.settings.queue),
             settings: p.settings,

@@ -21,11 +21,11 @@ impl<J: Job> Handler<Enqueue<J>> for JobSupervisor {
 }
 
 impl Handler<Cancel> for JobSupervisor {
-    type Result = ResponseFuture<Result<bool>>;
+    type Result = ResponseFuture<Result<crate::CancelOutcome>>;
 
     fn handle(&mut self, msg: Cancel, _: &mut Context<Self>) -> Self::Result {
         let ops = self.ops.clone();
-        Box::pin(async move { ops.cancel(msg.0).await })
+        Box::pin(async move { ops.cancel(msg.id, msg.reason.as_deref()).await })
     }
 }
 
