@@ -104,13 +104,15 @@ impl Handler<Claim> for Claimer {
         let req = self.request.clone();
         let store = self.store.clone();
         async move {
+            let sent = std::time::Instant::now();
             let result = store.claim(&req).await;
+            let took = sent.elapsed();
             // Unshare the request before the supervisor can order the next claim.
             drop(req);
-            result
+            (result, took)
         }
         .into_actor(self)
-        .map(move |result, act, _| {
+        .map(move |(result, took), act, _| {
             if let Err(e) = &result {
                 if let Some(suppressed) = act.log.allow() {
                     tracing::warn!(lane = %act.name, error = %e, suppressed,
@@ -121,6 +123,7 @@ impl Handler<Claim> for Claimer {
                 lane: act.lane,
                 token: msg.token,
                 result,
+                took,
             });
         })
         .spawn(ctx);
