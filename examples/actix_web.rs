@@ -1,7 +1,7 @@
 //! pglane inside an actix-web app: handlers enqueue by messaging the supervisor actor.
 //!
 //! Run it with `cargo run --example actix_web` (listens on 127.0.0.1:8080; set `BIND` to
-//! change it), then:
+//! change it), open the dashboard at the printed URL (`/admin/jobs`), then:
 //!
 //! ```text
 //! curl -X POST 'http://127.0.0.1:8080/signup?email=ada@example.com'
@@ -107,13 +107,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     let supervisor = web::Data::new(engine.supervisor());
+    // The operators' dashboard (feature `dashboard`); mount it behind your own auth.
+    let dashboard = pglane::dashboard::Dashboard::for_engine(&engine);
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
-    println!("listening on http://{bind}");
+    println!("listening on http://{bind}; dashboard at http://{bind}/admin/jobs");
     HttpServer::new(move || {
         App::new()
             .app_data(supervisor.clone())
             .service(signup)
             .service(stats)
+            .service(dashboard.clone().scope("/admin/jobs"))
     })
     .bind(&bind)?
     .run()

@@ -195,6 +195,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How often the engine records its heartbeat (its lanes, for the dashboard) and
+    /// applies lane controls set in the database (pause, resume, concurrency from the
+    /// dashboard). An engine silent for three intervals is shown as gone. Defaults to 2 s.
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.settings.heartbeat_interval = d;
+        self
+    }
+
     /// How often the listener's connection is health-checked. Defaults to 5 s.
     pub fn listener_health_interval(mut self, d: Duration) -> Self {
         self.settings.listener_health_interval = d;
@@ -335,14 +343,10 @@ impl EngineBuilder {
         // starts, polls, and verifies the schema once the database is back, like after
         // any outage. A database that answers with the wrong schema version is a
         // deployment error and fails now.
-        let schema_verified = match store.schema_version().await {
-            Ok(SCHEMA_VERSION) => true,
-            Ok(found) => {
-                return Err(Error::NotMigrated {
-                    schema: settings.schema.clone(),
-                    found,
-                    expected: SCHEMA_VERSION,
-                })
+        let schema_verified = match store.schema_fit().await {
+            Ok(fit) => {
+                fit.into_result(&settings.schema, SCHEMA_VERSION)?;
+                true
             }
             Err(e) if e.is_topology_change() || e.is_resource_exhaustion() => {
                 tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");

@@ -73,6 +73,7 @@ pub(crate) struct Settings {
     pub(crate) worker_id: Option<String>,
     pub(crate) allow_priority_gaps: bool,
     pub(crate) skip_notify_when_backlogged: bool,
+    pub(crate) heartbeat_interval: Duration,
 }
 
 impl Default for Settings {
@@ -108,6 +109,7 @@ impl Default for Settings {
             worker_id: None,
             allow_priority_gaps: false,
             skip_notify_when_backlogged: true,
+            heartbeat_interval: Duration::from_secs(2),
         }
     }
 }
@@ -133,6 +135,7 @@ impl Settings {
             ("connect_timeout", self.connect_timeout),
             ("maintenance_interval", self.maintenance_interval),
             ("listener_health_interval", self.listener_health_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
         ];
         for (name, d) in positive {
             if d.is_zero() {

@@ -81,6 +81,8 @@ mod cancel;
 mod commands;
 mod config;
 mod connect;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "test-util")]
 pub mod devdb;
 mod dispatch;
@@ -93,6 +95,7 @@ mod migrate;
 mod ops;
 mod outcome;
 mod schedule;
+mod schema_fit;
 mod sqlstate;
 mod stats;
 mod store;
@@ -115,7 +118,7 @@ pub use enqueue::{JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};
 pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
-pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
+pub use migrate::{channel_for, migrate, migrate_with, migration_sql, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
 pub use schedule::{Missed, Schedule, ScheduleStats, DEFAULT_GRACE};
 pub use stats::{

@@ -7,9 +7,12 @@ mod support;
 
 mod admin;
 mod bad_input;
+mod cli;
 mod concurrency;
 mod connection_limit;
 mod core;
+mod dashboard;
+mod deploy;
 mod encoding;
 mod enqueue;
 mod faults;

@@ -24,6 +24,7 @@ use tokio::task::AbortHandle;
 use crate::actor::claimer::{ClaimBase, Claimer};
 use crate::actor::completer::{Completer, StuckPolicy};
 use crate::actor::executor::{CancelSignals, EndedRuns, HandlerPool, Target};
+use crate::actor::heartbeat::{Heartbeat, HeartbeatReports};
 use crate::actor::leases::Leases;
 use crate::actor::listener::{Listener, ListenerReports};
 use crate::actor::maintenance::{Maintenance, MaintenanceReports};
@@ -88,6 +89,7 @@ struct Children {
     listener: Option<Addr<Listener>>,
     maintenance: Option<Addr<Maintenance>>,
     scheduler: Option<Addr<Scheduler>>,
+    heartbeat: Option<Addr<Heartbeat>>,
 }
 
 /// Everything the supervisor is built from (assembled by the engine builder).
@@ -203,6 +205,21 @@ impl JobSupervisor {
             scheduler: (!p.schedules.is_empty()).then(|| {
                 Scheduler::new(p.store.clone(), p.schedules, &p.claim_base.worker_id).start()
             }),
+            heartbeat: Some(
+                Heartbeat::new(
+                    p.store.clone(),
+                    p.settings.queue.clone(),
+                    p.claim_base.worker_id.clone(),
+                    p.settings.heartbeat_interval,
+                    HeartbeatReports {
+                        lanes: me.clone().recipient(),
+                        pause: me.clone().recipient(),
+                        resume: me.clone().recipient(),
+                        concurrency: me.clone().recipient(),
+                    },
+                )
+                .start(),
+            ),
         };
         JobSupervisor {
             core,
@@ -279,5 +296,8 @@ fn stop_helpers(sup: &mut JobSupervisor) {
     }
     if let Some(s) = sup.children.scheduler.take() {
         s.do_send(crate::actor::scheduler::StopScheduler);
+    }
+    if let Some(h) = sup.children.heartbeat.take() {
+        h.do_send(crate::actor::heartbeat::StopHeartbeat);
     }
 }
