@@ -17,6 +17,7 @@ use actix_web::{get, post, web, App, HttpResponse, HttpServer};
 use pglane::{Engine, Enqueue, Job, JobContext, JobError, JobSupervisor, Lane, Stats};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing_subscriber::EnvFilter;
 
 const SCHEMA: &str = "pglane_web_demo";
 
@@ -88,6 +89,11 @@ async fn stats(jobs: web::Data<Addr<JobSupervisor>>) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // pglane logs through `tracing` (failed attempts at warn, jobs failed for good at
+    // error, outages, start and stop at info); `RUST_LOG` picks what to see.
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     // A throwaway PostgreSQL if needed (`pglane::devdb`, feature `test-util`, is on for
     // pglane's own examples); an application reads its database URL from its config.
     let (url, _server) = pglane::devdb::database_url().await?;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use pglane::{Engine, Enqueue, Job, JobContext, JobError, Lane};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tracing_subscriber::EnvFilter;
 
 const SCHEMA: &str = "pglane_demo";
 const NEWSLETTER: usize = 5_000;
@@ -45,6 +46,10 @@ impl Job for SendEmail {
 
 #[actix::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // pglane logs through `tracing`; `RUST_LOG=info` shows start, stop and outages too.
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     // Keep `_server` alive: it is the throwaway PostgreSQL, if one had to be started
     // (`pglane::devdb` needs the `test-util` feature, on for pglane's own examples).
     let (url, _server) = pglane::devdb::database_url().await?;

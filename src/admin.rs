@@ -229,6 +229,17 @@ pub async fn retry<C: GenericClient>(client: &C, schema: &str, id: i64) -> Resul
     operator::retry_finished(client, schema, &channel, id).await
 }
 
+/// Every periodic job stored in the schema: definition, policy, whether a running
+/// engine declares it, last and next run. What `pglane schedules` prints.
+pub async fn schedules<C: GenericClient>(
+    client: &C,
+    schema: &str,
+) -> Result<Vec<crate::ScheduleStats>> {
+    channel_for(schema)?;
+    let list = crate::store::schedules::list(client, schema).await?;
+    Ok(list.into_iter().map(Into::into).collect())
+}
+
 /// Cancels a job that has not started yet. Returns whether it was cancelled (`false` if
 /// it is running, finished, or unknown). Same as [`Engine::cancel`](crate::Engine::cancel),
 /// without an engine.

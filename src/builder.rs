@@ -9,15 +9,18 @@ use crate::actor::executor::HandlerPool;
 use crate::actor::supervisor::{JobSupervisor, SupervisorParts};
 use crate::backoff::Backoff;
 use crate::config::{IntoPgConfig, Settings};
+use crate::connect::Connector;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::job::{DataMap, Job, Registration, Registry};
 use crate::lane::{validate_lanes, Lane, NotifyGate};
 use crate::migrate::{channel_for, SCHEMA_VERSION};
+use crate::schedule::{validate_all, Schedule};
 use crate::store::{Manager, Store, HANDLER_CONNECTION_WAIT};
 
 impl Engine {
-    /// Starts configuring an engine for the given database (a URL, key-value string, or
+    /// Starts configuring an engine for the given database (a URL or key-value string,
+    /// with TLS parameters, see [`ConnectOptions`](crate::ConnectOptions); or a
     /// [`tokio_postgres::Config`]).
     pub fn builder(database: impl IntoPgConfig) -> EngineBuilder {
         EngineBuilder::new(database.into_pg_config())
@@ -26,21 +29,23 @@ impl Engine {
 
 /// Configures and starts an [`Engine`]. Every setter names its default.
 pub struct EngineBuilder {
-    database: Result<tokio_postgres::Config>,
+    database: Result<crate::ConnectOptions>,
     settings: Settings,
     lanes: Vec<Lane>,
     registry: Registry,
     data: DataMap,
+    schedules: Vec<Schedule>,
 }
 
 impl EngineBuilder {
-    pub(crate) fn new(database: Result<tokio_postgres::Config>) -> Self {
+    pub(crate) fn new(database: Result<crate::ConnectOptions>) -> Self {
         EngineBuilder {
             database,
             settings: Settings::default(),
             lanes: Vec::new(),
             registry: Registry::default(),
             data: DataMap::default(),
+            schedules: Vec::new(),
         }
     }
 
@@ -53,6 +58,17 @@ impl EngineBuilder {
     /// Registers a job type this engine runs. Only registered kinds are claimed.
     pub fn register<J: Job>(mut self) -> Self {
         self.registry.add(Registration::of::<J>());
+        self
+    }
+
+    /// Adds a periodic job (see [`Schedule`]). Defaults to none. Every engine declaring
+    /// a schedule fires it, and each tick is enqueued once across all of them; when
+    /// engines declare different definitions of one schedule, the stored definition is
+    /// the one written by the engine that started last, and all fire that one. A bad
+    /// cron expression or time zone fails [`start`](Self::start) with
+    /// [`Error::InvalidCron`] or [`Error::UnknownTimeZone`], before anything is written.
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedules.push(schedule);
         self
     }
 
@@ -233,7 +249,7 @@ impl EngineBuilder {
     /// Validates the configuration, checks the schema is migrated, and starts the actors
     /// in the current actix system. Never migrates by itself.
     pub async fn start(self) -> Result<Engine> {
-        let mut pg = self.database?;
+        let mut db = self.database?;
         let settings = self.settings;
         let channel = channel_for(&settings.schema)?;
         settings.validate()?;
@@ -251,7 +267,9 @@ impl EngineBuilder {
         for r in self.registry.iter() {
             crate::validate::kind(r.kind)?;
         }
+        let schedules = validate_all(&self.schedules)?;
         let worker_id = settings.worker_id.clone().unwrap_or_else(default_worker_id);
+        let pg = db.pg_config_mut();
         pg.connect_timeout(settings.connect_timeout);
         pg.keepalives(true);
         pg.keepalives_idle(Duration::from_secs(30));
@@ -265,9 +283,10 @@ impl EngineBuilder {
             .map(str::to_string)
             .unwrap_or_else(|| "pglane".into());
         let tagged = |role: &str| {
-            let mut c = pg.clone();
+            let mut c = db.clone();
             let name = format!("{base_name} {role} {worker_id}");
-            c.application_name(name.chars().take(63).collect::<String>());
+            c.pg_config_mut()
+                .application_name(name.chars().take(63).collect::<String>());
             c
         };
         let mut engine_pg = tagged("engine");
@@ -276,12 +295,14 @@ impl EngineBuilder {
         let ms = settings.call_timeout.as_millis();
         let options = format!(
             "{} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={}",
-            engine_pg.get_options().unwrap_or(""),
+            engine_pg.pg_config().get_options().unwrap_or(""),
             ms * 2
         );
-        engine_pg.options(options.trim());
-        let app_pg = tagged("app");
-        let listener_pg = tagged("listener");
+        engine_pg.pg_config_mut().options(options.trim());
+        // Certificate files are read here: a missing one fails the start, naming it.
+        let engine_pg = Connector::new(&engine_pg)?;
+        let app_pg = Connector::new(&tagged("app"))?;
+        let listener_pg = Connector::new(&tagged("listener"))?;
 
         let generation = Arc::new(AtomicU64::new(0));
         let engine_manager = Manager::new(engine_pg, generation.clone());
@@ -338,6 +359,8 @@ impl EngineBuilder {
             &settings.queue,
             settings.skip_notify_when_backlogged,
         ));
+        let self_kinds = self.registry.kinds();
+        let claim_base_kinds = self_kinds.len();
         let claim_base = ClaimBase {
             queue: settings.queue.clone(),
             kinds: self.registry.kinds(),
@@ -356,8 +379,19 @@ impl EngineBuilder {
             handlers: handlers.clone(),
             listener_config: listener_pg,
             schema_verified,
+            schedules,
         });
+        tracing::info!(
+            schema = %settings.schema,
+            queue = %settings.queue,
+            lanes = ?specs.iter().map(|l| &*l.name).collect::<Vec<_>>(),
+            registered_kinds = claim_base_kinds,
+            database = if schema_verified { "available" } else { "unavailable" },
+            "pglane engine started"
+        );
         Ok(Engine {
+            queue: Arc::from(settings.queue.as_str()),
+            kinds: Arc::from(self_kinds),
             supervisor,
             ops,
             app_pool,

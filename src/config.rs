@@ -3,37 +3,45 @@
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::connect::ConnectOptions;
 use crate::error::{Error, Result};
 
-/// Anything that names a PostgreSQL database: a URL or key-value string, or a
+/// Anything that names a PostgreSQL database: a URL or key-value string (with libpq's
+/// TLS parameters, see [`ConnectOptions`]), a [`ConnectOptions`], or a
 /// [`tokio_postgres::Config`]. Multi-host strings and `target_session_attrs=read-write`
 /// are honoured on every (re)connect.
 pub trait IntoPgConfig {
-    /// Parses or converts into a tokio-postgres config.
-    fn into_pg_config(self) -> Result<tokio_postgres::Config>;
+    /// Parses or converts into connection settings; a bad string is
+    /// [`Error::InvalidDatabaseUrl`] saying what is wrong.
+    fn into_pg_config(self) -> Result<ConnectOptions>;
 }
 
-impl IntoPgConfig for tokio_postgres::Config {
-    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+impl IntoPgConfig for ConnectOptions {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
         Ok(self)
     }
 }
 
+impl IntoPgConfig for tokio_postgres::Config {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
+        Ok(self.into())
+    }
+}
+
 impl IntoPgConfig for &str {
-    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
         self.parse()
-            .map_err(|e| Error::InvalidConfig(format!("database URL: {e}")))
     }
 }
 
 impl IntoPgConfig for String {
-    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
         self.as_str().into_pg_config()
     }
 }
 
 impl IntoPgConfig for &String {
-    fn into_pg_config(self) -> Result<tokio_postgres::Config> {
+    fn into_pg_config(self) -> Result<ConnectOptions> {
         self.as_str().into_pg_config()
     }
 }
@@ -217,6 +225,6 @@ mod tests {
                 .is_ok()
         );
         let e = "postgres://u@h:notaport/db".into_pg_config().unwrap_err();
-        assert!(e.to_string().contains("database URL"));
+        assert!(matches!(e, Error::InvalidDatabaseUrl(_)), "{e}");
     }
 }

@@ -24,6 +24,9 @@ pub struct Engine {
     /// Enqueue, cancel, retry: the same implementation the supervisor's messages use.
     pub(crate) ops: Ops,
     pub(crate) app_pool: Pool,
+    /// The queue this engine claims from, and the kinds it runs (for `wait_idle`).
+    pub(crate) queue: Arc<str>,
+    pub(crate) kinds: Arc<[String]>,
     // Keeps the handler threads alive as long as a handle exists.
     pub(crate) _handlers: Arc<HandlerPool>,
 }
@@ -129,6 +132,37 @@ impl Engine {
     /// whether it was found. Same as sending [`Retry`](crate::Retry) to the supervisor.
     pub async fn retry(&self, id: i64) -> Result<bool> {
         self.ops.retry(id).await
+    }
+
+    /// Waits until this engine's queue is idle: no job of a kind it runs is due and
+    /// waiting or running (a running job counts until its outcome is written, so a job
+    /// that enqueues another keeps the queue busy until that one is done too). Jobs
+    /// scheduled for later, and retries waiting for their backoff, do not count.
+    /// Answers `Ok(true)` once idle, `Ok(false)` if still busy after `timeout`.
+    ///
+    /// Meant for tests and scripts ("enqueue, then wait until drained"); it asks the
+    /// database every few milliseconds while it waits.
+    ///
+    /// ```no_run
+    /// # async fn f(engine: pglane::Engine) -> pglane::Result<()> {
+    /// use std::time::Duration;
+    /// assert!(engine.wait_idle(Duration::from_secs(10)).await?, "queue still busy");
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let busy = self.ops.store().busy_jobs(&self.queue, &self.kinds).await?;
+            if busy.due == 0 && busy.running == 0 {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 
     /// Lane, state and listener statistics.

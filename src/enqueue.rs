@@ -17,18 +17,21 @@ pub const DEFAULT_QUEUE: &str = "default";
 /// Options for one job. Every setter's default is in its doc.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobOptions {
-    priority: Option<i64>,
+    priority: Option<i16>,
     run_at: Option<SystemTime>,
     delay: Option<Duration>,
-    max_attempts: Option<i64>,
+    max_attempts: Option<i32>,
     queue: Option<String>,
     unique_key: Option<String>,
     timeout: Option<Duration>,
 }
 
 impl JobOptions {
-    /// Priority, 0 (most urgent) to 32767. Defaults to 100.
-    pub fn priority(mut self, p: i64) -> Self {
+    /// Priority, 0 (most urgent) to 32767 ([`MAX_PRIORITY`](crate::MAX_PRIORITY)): an
+    /// `i16` like the column, [`Lane::priorities`](crate::Lane::priorities) and
+    /// [`JobContext::priority`](crate::JobContext::priority). A negative one is
+    /// rejected at enqueue. Defaults to 100.
+    pub fn priority(mut self, p: i16) -> Self {
         self.priority = Some(p);
         self
     }
@@ -50,7 +53,11 @@ impl JobOptions {
     /// Attempts before the job fails for good, 1 to 1000. Defaults to the kind's
     /// [`Job::MAX_ATTEMPTS`](crate::Job::MAX_ATTEMPTS) (20 unless the kind says
     /// otherwise).
-    pub fn max_attempts(mut self, n: i64) -> Self {
+    ///
+    /// An `i32`, like [`Job::MAX_ATTEMPTS`](crate::Job::MAX_ATTEMPTS),
+    /// [`JobContext::attempt`](crate::JobContext::attempt) and
+    /// [`JobContext::max_attempts`](crate::JobContext::max_attempts).
+    pub fn max_attempts(mut self, n: i32) -> Self {
         self.max_attempts = Some(n);
         self
     }
@@ -86,11 +93,10 @@ impl JobOptions {
     ) -> Result<NewJob> {
         validate::kind(kind)?;
         let args = validate::serialize_args(args, validate::MAX_ARGS_BYTES)?;
-        let priority = validate::priority(self.priority.unwrap_or(i64::from(DEFAULT_PRIORITY)))?;
-        let max_attempts = validate::max_attempts(
-            self.max_attempts
-                .unwrap_or(i64::from(kind_defaults.max_attempts)),
-        )?;
+        let priority = validate::priority(i64::from(self.priority.unwrap_or(DEFAULT_PRIORITY)))?;
+        let max_attempts = validate::max_attempts(i64::from(
+            self.max_attempts.unwrap_or(kind_defaults.max_attempts),
+        ))?;
         let queue = self.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string());
         validate::identifier("queue", &queue)?;
         if let Some(at) = self.run_at {

@@ -20,6 +20,30 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 
+    /// The database URL or connection string cannot be used; the message says what is
+    /// wrong (it never repeats the string, which may hold a password).
+    #[error("invalid database URL: {0}")]
+    InvalidDatabaseUrl(String),
+
+    /// The TLS settings cannot be used: a certificate or key file is missing or
+    /// unreadable, or no trusted certificates were found. The message names the file.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+
+    /// Connecting to the server failed: refused, unreachable, TLS handshake (e.g. a
+    /// certificate that does not name the host under `sslmode=verify-full`), or
+    /// authentication. `target` is `host:port` (comma-separated for multi-host strings).
+    #[error("could not connect to {target}: {reason}")]
+    Connect {
+        /// The server(s) tried, as `host:port`.
+        target: String,
+        /// What went wrong, with its causes.
+        reason: String,
+        /// tokio-postgres's error (its SQLSTATE, if the server answered).
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
     /// A job was rejected before anything was written (bad args, priority, schedule…).
     #[error("job rejected: {0}")]
     InvalidJob(#[from] Rejection),
@@ -80,6 +104,27 @@ pub enum Error {
     #[error("conflict: {0}")]
     Conflict(String),
 
+    /// A schedule's cron expression could not be parsed; nothing was written.
+    #[error("schedule `{schedule}`: invalid cron expression {expression:?}: {reason}")]
+    InvalidCron {
+        /// The schedule declaring it.
+        schedule: String,
+        /// The expression as given.
+        expression: String,
+        /// What the parser said.
+        reason: String,
+    },
+
+    /// A schedule names a time zone that is not in the IANA database; nothing was
+    /// written.
+    #[error("schedule `{schedule}`: unknown time zone {zone:?} (use an IANA name such as `Europe/Paris`)")]
+    UnknownTimeZone {
+        /// The schedule declaring it.
+        schedule: String,
+        /// The zone as given.
+        zone: String,
+    },
+
     /// The named lane does not exist in this engine.
     #[error("unknown lane `{0}`")]
     UnknownLane(String),
@@ -112,7 +157,7 @@ impl Error {
     /// The SQLSTATE code of a database error, if this is one.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Error::Database(e) => e.code().map(|c| c.code()),
+            Error::Database(e) | Error::Connect { source: e, .. } => e.code().map(|c| c.code()),
             _ => None,
         }
     }
@@ -123,7 +168,7 @@ impl Error {
     pub fn is_resource_exhaustion(&self) -> bool {
         match self {
             Error::Exhausted(_) => true,
-            Error::Database(e) => e
+            Error::Database(e) | Error::Connect { source: e, .. } => e
                 .code()
                 .is_some_and(|c| crate::sqlstate::is_exhaustion_sqlstate(c.code())),
             _ => false,
@@ -138,7 +183,7 @@ impl Error {
     /// Such errors never cost a job an attempt: the engine backs off and retries.
     pub fn is_topology_change(&self) -> bool {
         match self {
-            Error::Database(e) => {
+            Error::Database(e) | Error::Connect { source: e, .. } => {
                 if let Some(code) = e.code() {
                     crate::sqlstate::is_topology_sqlstate(code.code())
                 } else {

@@ -151,6 +151,8 @@ pub struct JobContext {
     pub(crate) lane: Arc<str>,
     pub(crate) pool: Pool,
     pub(crate) data: Arc<DataMap>,
+    /// The engine's enqueue, for jobs that enqueue jobs.
+    pub(crate) ops: Arc<crate::ops::Ops>,
 }
 
 impl JobContext {
@@ -193,6 +195,13 @@ impl JobContext {
     /// The engine's connection pool, for the handler's own queries.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Enqueues a job from inside a handler, through the engine running this one (same
+    /// schema, same validation and wake-up as [`Engine::enqueue`](crate::Engine::enqueue)).
+    /// Returns its id.
+    pub async fn enqueue<J: Job>(&self, job: crate::Enqueue<J>) -> crate::Result<i64> {
+        self.ops.enqueue(job.validate()?).await
     }
 
     /// A shared value registered with [`EngineBuilder::data`](crate::EngineBuilder::data).

@@ -29,6 +29,7 @@
 //! actor::completer   outcomes (and hand-backs) written in batches
 //! actor::leases      lease renewal of started runs
 //! actor::maintenance rescue of expired leases, pruning, vacuum, the schema check
+//! actor::scheduler   fires due ticks of periodic jobs (schedule: cron, policies; pure)
 //! store              the only place that runs SQL (statements in store/sql/*.sql)
 //!
 //! ops                enqueue, cancel, retry: one implementation for Engine and the messages
@@ -78,6 +79,7 @@ pub mod bench_api;
 mod builder;
 mod commands;
 mod config;
+mod connect;
 #[cfg(feature = "dashboard")]
 pub mod dashboard;
 #[cfg(feature = "test-util")]
@@ -91,9 +93,13 @@ mod lane;
 mod migrate;
 mod ops;
 mod outcome;
+mod schedule;
 mod sqlstate;
 mod stats;
 mod store;
+mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod validate;
 
 pub use actor::supervisor::JobSupervisor;
@@ -103,6 +109,7 @@ pub use commands::{
     Cancel, Enqueue, Pause, Resume, Retry, SetConcurrency, Shutdown, ShutdownReport, Stats,
 };
 pub use config::IntoPgConfig;
+pub use connect::{ConnectOptions, SslMode};
 pub use engine::Engine;
 pub use enqueue::{JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};
@@ -110,6 +117,7 @@ pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
 pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
+pub use schedule::{Missed, Schedule, ScheduleStats, DEFAULT_GRACE};
 pub use stats::{
     ConnectionStats, DatabaseStats, EngineStats, HandlerStats, LaneStats, ListenerMode,
     ListenerStats, StateCounts, StatementTimes,

@@ -29,6 +29,13 @@ const MIGRATIONS: &[Migration] = &[
         name: "limits_and_vacuum",
         sql: include_str!("../migrations/0002_limits_and_vacuum.sql"),
     },
+    // Version 3 is another branch's (lands separately); versions apply by number, so a
+    // schema may see 4 before 3.
+    Migration {
+        version: 4,
+        name: "schedules_and_aging",
+        sql: include_str!("../migrations/0004_schedules_and_aging.sql"),
+    },
     Migration {
         version: 6,
         name: "engines_and_lane_controls",
@@ -60,7 +67,7 @@ pub fn channel_for(schema: &str) -> Result<String> {
 /// ```
 pub async fn migrate(database: impl IntoPgConfig, schema: &str) -> Result<Vec<i32>> {
     let config = database.into_pg_config()?;
-    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (mut client, connection) = crate::connect::Connector::new(&config)?.connect().await?;
     let driver = tokio::spawn(connection);
     let result = migrate_with(&mut client, schema).await;
     drop(client);

@@ -29,6 +29,9 @@ pub struct EngineStats {
     pub claim_times: StatementTimes,
     /// How long writing batches of outcomes took, since it started.
     pub outcome_times: StatementTimes,
+    /// Every periodic job stored in the schema, declared by this engine or not (see
+    /// [`ScheduleStats::active`](crate::ScheduleStats::active)).
+    pub schedules: Vec<crate::ScheduleStats>,
 }
 
 /// The database connections an engine holds: its own pool (claims, outcomes, leases,

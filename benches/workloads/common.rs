@@ -120,7 +120,7 @@ pub(crate) async fn producer(url: &str, schema: &str) -> BoxResult<Engine> {
 }
 
 /// Enqueues `n` background jobs with binary COPY, in chunks that fit the call timeout.
-pub(crate) async fn fill(engine: &Engine, n: u64, priority: i64, sleep_us: u32) -> BoxResult<()> {
+pub(crate) async fn fill(engine: &Engine, n: u64, priority: i16, sleep_us: u32) -> BoxResult<()> {
     let mut left = n;
     while left > 0 {
         let chunk = left.min(FILL_CHUNK);
@@ -141,7 +141,7 @@ pub(crate) async fn fill(engine: &Engine, n: u64, priority: i64, sleep_us: u32) 
 pub(crate) fn fill_elsewhere(
     schema: &Schema,
     n: u64,
-    priority: i64,
+    priority: i16,
     sleep_us: u32,
 ) -> BoxResult<()> {
     let status = std::process::Command::new(std::env::current_exe()?)
@@ -162,7 +162,7 @@ pub(crate) async fn fill_child(
     url: &str,
     schema: &str,
     n: u64,
-    priority: i64,
+    priority: i16,
     sleep_us: u32,
 ) -> BoxResult<()> {
     let producer = producer(url, schema).await?;

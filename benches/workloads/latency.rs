@@ -15,8 +15,8 @@ use crate::common::{
 };
 
 /// Urgent jobs run in `high` (0..=9), background ones in `low` (10..).
-const HIGH_PRIORITY: i64 = 0;
-const LOW_PRIORITY: i64 = 100;
+const HIGH_PRIORITY: i16 = 0;
+const LOW_PRIORITY: i16 = 100;
 
 fn lanes(low_slots: u32, high_slots: u32) -> [Lane; 2] {
     [

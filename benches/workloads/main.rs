@@ -91,7 +91,7 @@ struct Args {
     child: Option<String>,
     /// Internal: the priority of the jobs a `fill` child enqueues.
     #[arg(long, hide = true, default_value_t = 100)]
-    priority: i64,
+    priority: i16,
     /// Internal: how long the jobs a `fill` child enqueues sleep, in µs.
     #[arg(long, hide = true, default_value_t = 0)]
     sleep_us: u32,

@@ -18,6 +18,18 @@ use crate::backoff::Backoff;
 use crate::dispatch::StuckRun;
 use crate::outcome::decide_stuck;
 use crate::store::{OutcomeRow, Store};
+use crate::telemetry::rate::RateLimit;
+
+/// The ids of `batch` not in `applied` (at most 10, for a log line).
+fn fenced_ids(batch: &[OutcomeRow], applied: &[i64]) -> Vec<i64> {
+    let applied: std::collections::HashSet<i64> = applied.iter().copied().collect();
+    batch
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| !applied.contains(id))
+        .take(10)
+        .collect()
+}
 
 /// Most outcomes written by one statement.
 const MAX_BATCH: usize = 2000;
@@ -72,6 +84,8 @@ pub(crate) struct Completer {
     /// Stuck runs whose outcome is being decided (a drain waits for them too).
     deciding: usize,
     log: LogLimiter,
+    /// Fenced-off outcomes are logged at `warn`, rate limited.
+    fenced_log: RateLimit,
 }
 
 impl Completer {
@@ -89,6 +103,7 @@ impl Completer {
             acks: Vec::new(),
             deciding: 0,
             log: LogLimiter::new(Duration::from_secs(5)),
+            fenced_log: RateLimit::new(10, 1.0),
         }
     }
 
@@ -143,7 +158,16 @@ impl Completer {
                     act.answer_acks(act.written, true);
                     let fenced = batch.len() - applied.len();
                     if fenced > 0 {
-                        tracing::debug!(fenced, "outcomes fenced off: those runs had lost their lease");
+                        if let Some(suppressed) = act.fenced_log.allow(std::time::Instant::now()) {
+                            let fenced_ids = fenced_ids(&batch, &applied);
+                            tracing::warn!(
+                                fenced,
+                                jobs = ?fenced_ids,
+                                suppressed,
+                                "outcomes fenced off: those runs had lost their lease (rescued \
+                                 or cancelled meanwhile); the newer attempt's outcome stands"
+                            );
+                        }
                     }
                     act.flush(ctx);
                 }

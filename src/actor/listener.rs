@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::StreamExt;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use crate::actor::supervisor::inbox::{JobsAvailable, ListenerChanged};
 use crate::actor::LogLimiter;
@@ -58,7 +58,7 @@ struct Recycle;
 const PING_PREFIX: &str = "pglane-ping:";
 
 pub(crate) struct Listener {
-    pg: tokio_postgres::Config,
+    pg: crate::connect::Connector,
     store: Store,
     /// Nonce and send time of the self-notification awaited, if any.
     ping: Option<(u64, Instant)>,
@@ -79,7 +79,7 @@ pub(crate) struct Listener {
 
 impl Listener {
     pub(crate) fn new(
-        pg: tokio_postgres::Config,
+        pg: crate::connect::Connector,
         store: Store,
         channel: String,
         settings: Arc<Settings>,
@@ -130,7 +130,7 @@ impl Listener {
         let channel = self.channel.clone();
         let timeout = self.settings.connect_timeout + self.settings.call_timeout;
         let work = async move {
-            let (client, mut connection) = pg.connect(NoTls).await.map_err(|e| e.to_string())?;
+            let (client, mut connection) = pg.connect().await.map_err(|e| e.to_string())?;
             // The pump drives the connection: it must run before any query can complete.
             actix_rt::spawn(async move {
                 let mut messages =
@@ -171,7 +171,12 @@ impl Listener {
                 Ok(client) => {
                     act.client = Some(Arc::new(client));
                     act.failures = 0;
-                    tracing::info!(channel = %act.channel, "listener connected");
+                    tracing::info!(
+                        channel = %act.channel,
+                        server = act.pg.target(),
+                        sslmode = act.pg.mode().as_str(),
+                        "listener connected"
+                    );
                     act.reports.changed.do_send(ListenerChanged {
                         up: true,
                         error: None,

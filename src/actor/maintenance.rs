@@ -151,12 +151,23 @@ impl Maintenance {
                 act.busy = false;
                 match result {
                     Ok(r) => {
-                        if r.rescued > 0 || r.poisoned > 0 {
+                        if r.rescued > 0 {
                             tracing::warn!(
                                 rescued = r.rescued,
-                                failed = r.poisoned,
-                                "rescued jobs whose lease expired (their worker stopped)"
+                                "rescued jobs whose lease expired (their worker stopped); \
+                                 they run again"
                             );
+                        }
+                        for (job, kind) in &r.poison_pills {
+                            tracing::error!(
+                                job,
+                                kind = %kind,
+                                max_rescues = act.settings.max_rescues,
+                                "job failed for good as a poison pill: its lease expired \
+                                 max_rescues times (its worker keeps dying while running it)"
+                            );
+                        }
+                        if r.rescued > 0 || r.poisoned > 0 {
                             act.reports.wake.do_send(WakeLanes { priority: None });
                         }
                         if r.pruned > 0 {

@@ -9,6 +9,7 @@
 //!  JobSupervisor ── Outcomes / HandBack / WriteStuck ──▶ Completer (group commit)
 //!  JobSupervisor ── Renew ──▶ Leases ── LeasesLost ──▶ JobSupervisor
 //!  Maintenance: rescue expired leases, prune, vacuum, schema check ── WakeLanes / SchemaVerified ──▶ JobSupervisor
+//!  Scheduler: fires due ticks of the engine's periodic jobs (compare-and-set per tick; NOTIFY wakes the lanes)
 //! ```
 
 pub(crate) mod claimer;
@@ -18,6 +19,7 @@ pub(crate) mod heartbeat;
 pub(crate) mod leases;
 pub(crate) mod listener;
 pub(crate) mod maintenance;
+pub(crate) mod scheduler;
 pub(crate) mod supervisor;
 
 use std::sync::Mutex;

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use clap::{Parser, Subcommand};
 use pglane::admin::{self, JobState, JobSummary, QueueCounts, DEFAULT_DATABASE_URL};
 use pglane::IntoPgConfig;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Operate a pglane job queue: migrate, inspect, retry, cancel, prune.
 #[derive(Parser)]
@@ -184,16 +184,12 @@ async fn run(cli: Cli) -> pglane::Result<ExitCode> {
 /// wait cannot hang the tool.
 async fn connect(url: &str, statement_timeout_s: u64) -> pglane::Result<Client> {
     let mut config = url.into_pg_config()?;
-    config.connect_timeout(Duration::from_secs(5));
-    if config.get_application_name().is_none() {
-        config.application_name("pglane cli");
+    let pg = config.pg_config_mut();
+    pg.connect_timeout(Duration::from_secs(5));
+    if pg.get_application_name().is_none() {
+        pg.application_name("pglane cli");
     }
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("pglane: connection error: {e}");
-        }
-    });
+    let client = config.connect().await?;
     admin::set_statement_timeout(&client, Duration::from_secs(statement_timeout_s)).await?;
     Ok(client)
 }

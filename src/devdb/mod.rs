@@ -140,6 +140,37 @@ impl TempPostgres {
         std::fs::write(&conf_path, current).map_err(|e| e.to_string())
     }
 
+    /// Writes a file into the data directory, owned by the server's user and with
+    /// permissions `mode` (a server key must be `0o600`), and returns its path. Made for
+    /// certificates and keys named in `init`'s `extra_conf` (`ssl_cert_file = 'server.crt'`
+    /// is read relative to the data directory).
+    pub fn write_data_file(
+        &self,
+        name: &str,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<PathBuf, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = Path::new(&self.data()).join(name);
+        std::fs::write(&path, contents).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        self.chown()?;
+        Ok(path)
+    }
+
+    /// Replaces `pg_hba.conf` (read at start, or at once with [`reload`](Self::reload)).
+    pub fn write_hba(&self, contents: &str) -> Result<(), String> {
+        self.write_data_file("pg_hba.conf", contents.as_bytes(), 0o600)
+            .map(|_| ())
+    }
+
+    /// Makes the running server re-read its configuration files.
+    pub fn reload(&self) -> Result<(), String> {
+        self.run("pg_ctl", &["-D", &self.data(), "reload"])
+            .map(|_| ())
+    }
+
     /// The server's log so far (`log_connections = on` in `init`'s `extra_conf` makes
     /// it list every connection, for counting reconnect attempts).
     pub fn log(&self) -> String {
@@ -328,17 +359,13 @@ pub fn server_binaries() -> Option<PathBuf> {
 
 /// Whether something answers at `url` within `timeout`.
 pub async fn reachable(url: &str, timeout: Duration) -> bool {
-    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+    let Ok(config) = url.parse::<crate::ConnectOptions>() else {
         return false;
     };
-    match tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls)).await {
-        Ok(Ok((client, conn))) => {
-            drop(client);
-            let _ = conn.await;
-            true
-        }
-        _ => false,
-    }
+    matches!(
+        tokio::time::timeout(timeout, config.connect()).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The database to use, and the throwaway server behind it if one had to be started

@@ -2,9 +2,9 @@
 //! actor owns and empties after every call, so its vectors keep their capacity and the
 //! hot path allocates nothing here.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{LaneId, RunKey, WaiterId};
+use super::{LaneId, RunFacts, RunKey, WaiterId};
 use crate::outcome::Action;
 
 /// Everything a core call decided, to be carried out by the actor in this order:
@@ -15,6 +15,9 @@ pub(crate) struct Effects<H> {
     pub(crate) claims: Vec<ClaimOrder>,
     /// Outcomes to write through the completer, hand-backs (`Action::Release`) included.
     pub(crate) outcomes: Vec<(RunKey, Action)>,
+    /// Runs that ended (returned, or timed out) among `outcomes`, for logs and metrics
+    /// (never alone: `is_empty` need not look at it).
+    pub(crate) ended: Vec<RunEnded>,
     /// Rescued jobs to hand back before the one rescued job held here may start: write
     /// them and report with `hand_back_written` (see the poison-pill rule in `claims`).
     pub(crate) hand_backs_before_start: Vec<RunKey>,
@@ -36,6 +39,7 @@ impl<H> Default for Effects<H> {
         Effects {
             claims: Vec::new(),
             outcomes: Vec::new(),
+            ended: Vec::new(),
             hand_backs_before_start: Vec::new(),
             aborts: Vec::new(),
             stuck: Vec::new(),
@@ -58,6 +62,17 @@ impl<H> Effects<H> {
             && self.replies.is_empty()
             && self.threads.is_none()
     }
+}
+
+/// A run that ended with an outcome to write: `outcome` is its index in
+/// [`Effects::outcomes`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunEnded {
+    pub(crate) key: RunKey,
+    pub(crate) lane: LaneId,
+    pub(crate) facts: RunFacts,
+    pub(crate) launched_at: Instant,
+    pub(crate) outcome: usize,
 }
 
 /// A claim to issue: lane `lane` asks for up to `limit` jobs no more urgent than

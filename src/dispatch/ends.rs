@@ -1,6 +1,6 @@
 //! Runs that started, ended, or lost their lease.
 
-use super::{Claimed, Dispatcher, Effects, RunKey};
+use super::{Claimed, Dispatcher, Effects, RunEnded, RunKey};
 use crate::outcome::{decide, Action, RunResult};
 
 impl<J: Claimed, H> Dispatcher<J, H> {
@@ -46,6 +46,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
                     &self.config.retry_backoff,
                 ),
             };
+            fx.ended.push(RunEnded {
+                key,
+                lane: run.lane,
+                facts: run.facts,
+                launched_at: run.launched_at,
+                outcome: fx.outcomes.len(),
+            });
             fx.outcomes.push((key, action));
         }
         self.after_slots_freed(fx);

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use crate::backoff::Backoff;
 use crate::lane::{LaneSpec, NotifyGate};
 
-pub(crate) use effects::{ClaimOrder, Effects, StuckRun, ThreadChange};
+pub(crate) use effects::{ClaimOrder, Effects, RunEnded, StuckRun, ThreadChange};
 pub(crate) use lanes::LaneState;
 pub(crate) use runs::{RunFacts, RunKey};
 pub(crate) use threads::Threads;

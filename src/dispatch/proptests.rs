@@ -92,7 +92,7 @@ fn lanes() -> impl Strategy<Value = Vec<Lane>> {
                     let lo = starts[i] + if gap && i > 0 { 3 } else { 0 };
                     let hi = starts.get(i + 1).copied().unwrap_or(32768) - 1;
                     Lane::new(format!("l{i}"))
-                        .priorities(lo..=hi)
+                        .priorities(i16::try_from(lo).unwrap()..=i16::try_from(hi).unwrap())
                         .concurrency(slots)
                         .work_conserving(!strict)
                 })

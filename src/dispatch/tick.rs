@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Claimed, Dispatcher, Effects, RunKey, RunProbe, StuckRun};
+use super::{Claimed, Dispatcher, Effects, RunEnded, RunKey, RunProbe, StuckRun};
 use crate::outcome::{decide, FailureCause, RunResult};
 
 impl<J: Claimed, H> Dispatcher<J, H> {
@@ -72,7 +72,8 @@ impl<J: Claimed, H> Dispatcher<J, H> {
     /// Writes off a run past its deadline that no thread is polling.
     fn time_out(&mut self, key: RunKey, fx: &mut Effects<H>) {
         let run = self.remove(key);
-        tracing::warn!(
+        // Logged at `warn` or `error` with its outcome (cause `timeout`) by the actor.
+        tracing::debug!(
             job = key.job,
             kind = run.facts.kind,
             attempt = run.facts.attempt,
@@ -92,6 +93,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             run.facts.max_attempts,
             &self.config.retry_backoff,
         );
+        fx.ended.push(RunEnded {
+            key,
+            lane: run.lane,
+            facts: run.facts,
+            launched_at: run.launched_at,
+            outcome: fx.outcomes.len(),
+        });
         fx.outcomes.push((key, action));
     }
 

@@ -51,8 +51,9 @@ impl Lane {
     }
 
     /// The priorities this lane serves (lower is more urgent), e.g. `0..=9` or `100..`.
-    /// Defaults to every priority.
-    pub fn priorities(mut self, range: impl RangeBounds<i32>) -> Self {
+    /// Defaults to every priority. Priorities are `i16` everywhere (see
+    /// [`JobOptions::priority`](crate::JobOptions::priority)).
+    pub fn priorities(mut self, range: impl RangeBounds<i16>) -> Self {
         let lo = match range.start_bound() {
             Bound::Included(v) => i64::from(*v),
             Bound::Excluded(v) => i64::from(*v) + 1,
@@ -224,7 +225,7 @@ mod tests {
         );
         assert!(Lane::new("a").priorities(-1..5).priority_error.is_some());
         assert!(Lane::new("a").priorities(5..5).priority_error.is_some());
-        assert!(Lane::new("a").priorities(0..40000).priority_error.is_some());
+        assert!(Lane::new("a").priorities(..-1).priority_error.is_some());
     }
 
     #[test]

@@ -111,6 +111,11 @@ impl Store {
             report.rescued = r[0].get(0);
             report.poisoned = r[0].get(1);
             report.leader = r[0].get(2);
+            report.poison_pills = r[0]
+                .get::<_, Vec<i64>>(3)
+                .into_iter()
+                .zip(r[0].get::<_, Vec<String>>(4))
+                .collect();
             if !report.leader {
                 return Ok(report);
             }

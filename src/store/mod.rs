@@ -10,6 +10,9 @@ mod copy;
 pub(crate) mod dashboard;
 mod encoding;
 pub(crate) mod heartbeat;
+mod idle;
+#[cfg(feature = "test-util")]
+mod inline;
 pub(crate) mod listen;
 mod maintenance;
 pub(crate) mod migration;
@@ -18,6 +21,7 @@ mod pool;
 mod prune;
 mod render;
 mod rows;
+pub(crate) mod schedules;
 mod shortage;
 mod stuck;
 mod timings;
@@ -67,6 +71,12 @@ pub(crate) struct Sql {
     pub(crate) self_notify: String,
     pub(crate) vacuum: String,
     pub(crate) server_connections: String,
+    pub(crate) schedule_insert: String,
+    pub(crate) schedule_lock: String,
+    pub(crate) schedule_redefine: String,
+    pub(crate) schedule_heartbeat: String,
+    pub(crate) schedule_load: String,
+    pub(crate) schedule_fire: String,
 }
 
 impl Sql {
@@ -89,6 +99,12 @@ impl Sql {
             self_notify: r(include_str!("sql/self_notify.sql")),
             vacuum: r(include_str!("sql/vacuum_jobs.sql")),
             server_connections: r(include_str!("sql/server_connections.sql")),
+            schedule_insert: r(include_str!("sql/schedule_insert.sql")),
+            schedule_lock: r(include_str!("sql/schedule_lock.sql")),
+            schedule_redefine: r(include_str!("sql/schedule_redefine.sql")),
+            schedule_heartbeat: r(include_str!("sql/schedule_heartbeat.sql")),
+            schedule_load: r(include_str!("sql/schedule_load.sql")),
+            schedule_fire: r(include_str!("sql/schedule_fire.sql")),
         }
     }
 }
@@ -125,12 +141,14 @@ struct Inner {
 }
 
 /// Counts from one maintenance pass.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct MaintenanceReport {
     /// Whether this process held the cluster-wide maintenance lock for the pass.
     pub(crate) leader: bool,
     pub(crate) rescued: i64,
     pub(crate) poisoned: i64,
+    /// The jobs failed as poison pills: (id, kind).
+    pub(crate) poison_pills: Vec<(i64, String)>,
     pub(crate) pruned: u64,
 }
 

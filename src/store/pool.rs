@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bb8_postgres::PostgresConnectionManager;
 use tokio::sync::watch;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
+
+use crate::connect::Connector;
 
 use super::shortage::Shortage;
 use super::timings::Timings;
@@ -153,7 +154,7 @@ pub(crate) struct ConnectFailure {
 /// current generation.
 #[derive(Clone)]
 pub struct Manager {
-    inner: PostgresConnectionManager<NoTls>,
+    connector: Connector,
     generation: Arc<AtomicU64>,
     /// The last connect error, published as it happens (see [`Manager::connect_failures`]).
     connect_failed: Arc<watch::Sender<ConnectFailure>>,
@@ -165,9 +166,9 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub(crate) fn new(config: tokio_postgres::Config, generation: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(connector: Connector, generation: Arc<AtomicU64>) -> Self {
         Manager {
-            inner: PostgresConnectionManager::new(config, NoTls),
+            connector,
             generation,
             connect_failed: Arc::new(watch::channel(ConnectFailure::default()).0),
             shortage: Shortage::default(),
@@ -206,7 +207,7 @@ impl Manager {
             .is_some_and(|c| crate::sqlstate::is_exhaustion_sqlstate(c.code()));
         let refused = self.connect_failed.borrow().refused + u64::from(exhausted);
         self.connect_failed.send_replace(ConnectFailure {
-            reason: crate::error::describe(e),
+            reason: self.connector.describe(e),
             exhausted,
             refused,
         });
@@ -236,9 +237,11 @@ impl bb8::ManageConnection for Manager {
     async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
         self.shortage.before_connect(&self.live).await;
         let generation = self.generation.load(Ordering::Acquire);
-        let client = bb8::ManageConnection::connect(&self.inner).await;
-        self.attempted(client.as_ref().map(|_| ()));
-        let client = client?;
+        let connected = self.connector.connect_raw().await;
+        self.attempted(connected.as_ref().map(|_| ()));
+        let (client, connection) = connected?;
+        // The connection future does the actual communication: drive it on its own.
+        tokio::spawn(connection);
         Ok(Conn {
             client,
             generation,

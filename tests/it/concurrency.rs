@@ -27,7 +27,7 @@ async fn two_engines_run_every_job_exactly_once() {
     let b = start("engine-b").await.unwrap();
 
     const N: usize = 5000;
-    let jobs = (0..N).map(|i| Enqueue::new(Probe::new(format!("j{i}"))).priority((i % 7) as i64));
+    let jobs = (0..N).map(|i| Enqueue::new(Probe::new(format!("j{i}"))).priority((i % 7) as i16));
     let ids = a.enqueue_many(jobs).await.unwrap();
     assert_eq!(ids.len(), N);
 

@@ -25,7 +25,7 @@ async fn one_lane_starts_jobs_in_priority_run_at_id_order() {
     engine.pause("only").await.unwrap();
 
     // Priorities 1..=50 in shuffled order, one job each.
-    let mut priorities: Vec<i64> = (1..=50).collect();
+    let mut priorities: Vec<i16> = (1..=50).collect();
     fastrand::shuffle(&mut priorities);
     for p in &priorities {
         engine

@@ -69,6 +69,7 @@ impl Launcher<ClaimedJob> for Launch<'_> {
             lane: lane.name.clone(),
             pool: self.setup.app_pool.clone(),
             data: self.setup.data.clone(),
+            ops: self.setup.ops.clone(),
         };
         let watch = self.setup.handlers.watch();
         let handle = executor::spawn(
@@ -139,6 +140,15 @@ impl JobSupervisor {
         }
         for order in self.fx.claims.drain(..) {
             self.children.claimers[order.lane].do_send(Claim::from(order));
+        }
+        if !self.fx.ended.is_empty() {
+            let now = Instant::now();
+            let lanes = self.core.lanes();
+            for end in self.fx.ended.drain(..) {
+                let action = &self.fx.outcomes[end.outcome].1;
+                self.run_log
+                    .ended(now, &lanes[end.lane].spec.name, &end, action);
+            }
         }
         if let Some(completer) = &self.children.completer {
             if !self.fx.outcomes.is_empty() {

@@ -28,6 +28,7 @@ use crate::actor::heartbeat::{Heartbeat, HeartbeatReports};
 use crate::actor::leases::Leases;
 use crate::actor::listener::{Listener, ListenerReports};
 use crate::actor::maintenance::{Maintenance, MaintenanceReports};
+use crate::actor::scheduler::Scheduler;
 use crate::backoff::jittered;
 use crate::config::{Settings, STUCK_POLL};
 use crate::dispatch::{CoreConfig, Dispatcher, Effects, RunKey, WaiterId};
@@ -37,6 +38,7 @@ use crate::ops::Ops;
 use crate::outcome::RunResult;
 use crate::stats::{ListenerMode, ListenerStats};
 use crate::store::{ClaimedJob, Pool, Store};
+use crate::telemetry::RunLog;
 
 /// The actor applications talk to: send it [`Enqueue`](crate::Enqueue),
 /// [`Pause`](crate::Pause), [`Resume`](crate::Resume),
@@ -53,6 +55,8 @@ pub struct JobSupervisor {
     runs: RunSetup,
     children: Children,
     listener: ListenerStats,
+    /// Logs runs that ended (rate limited).
+    run_log: RunLog,
     /// Pauses and shutdowns waiting for the core's answer.
     waiters: HashMap<WaiterId, oneshot::Sender<()>>,
     /// Reused buffers for runs that ended and started.
@@ -65,6 +69,8 @@ struct RunSetup {
     registry: Arc<Registry>,
     app_pool: Pool,
     data: Arc<DataMap>,
+    /// Handed to every run, for jobs that enqueue jobs.
+    ops: Arc<Ops>,
     handlers: Arc<HandlerPool>,
     /// The handler runtime new runs go to.
     target: Target,
@@ -81,6 +87,7 @@ struct Children {
     listener: Option<Addr<Listener>>,
     maintenance: Option<Addr<Maintenance>>,
     heartbeat: Option<Addr<Heartbeat>>,
+    scheduler: Option<Addr<Scheduler>>,
 }
 
 /// Everything the supervisor is built from (assembled by the engine builder).
@@ -95,8 +102,10 @@ pub(crate) struct SupervisorParts {
     pub(crate) gate: Arc<NotifyGate>,
     pub(crate) claim_base: ClaimBase,
     pub(crate) handlers: Arc<HandlerPool>,
-    pub(crate) listener_config: tokio_postgres::Config,
+    pub(crate) listener_config: crate::connect::Connector,
     pub(crate) schema_verified: bool,
+    /// The engine's periodic jobs (none: no scheduler is started).
+    pub(crate) schedules: Vec<crate::schedule::ScheduleSpec>,
 }
 
 impl JobSupervisor {
@@ -201,6 +210,9 @@ impl JobSupervisor {
                 )
                 .start(),
             ),
+            scheduler: (!p.schedules.is_empty()).then(|| {
+                Scheduler::new(p.store.clone(), p.schedules, &p.claim_base.worker_id).start()
+            }),
         };
         JobSupervisor {
             core,
@@ -209,10 +221,12 @@ impl JobSupervisor {
                 registry: p.registry,
                 app_pool: p.app_pool,
                 data: p.data,
+                ops: Arc::new(ops.clone()),
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
             },
+            run_log: RunLog::new(&p.settings.queue),
             settings: p.settings,
             store: p.store,
             ops,
@@ -274,5 +288,8 @@ fn stop_helpers(sup: &mut JobSupervisor) {
     }
     if let Some(h) = sup.children.heartbeat.take() {
         h.do_send(crate::actor::heartbeat::StopHeartbeat);
+    }
+    if let Some(s) = sup.children.scheduler.take() {
+        s.do_send(crate::actor::scheduler::StopScheduler);
     }
 }

@@ -143,6 +143,12 @@ impl Handler<Stats> for JobSupervisor {
                     out.database.last_error = Some(e.to_string());
                 }
             }
+            if out.database.available {
+                match store.list_schedules().await {
+                    Ok(list) => out.schedules = list.into_iter().map(Into::into).collect(),
+                    Err(e) => out.database.last_error = Some(e.to_string()),
+                }
+            }
             Ok(out)
         })
     }

@@ -56,6 +56,11 @@ impl Handler<Shutdown> for JobSupervisor {
                     if !drained {
                         tracing::warn!("shutdown: some outcomes could not be written; their leases will expire and the jobs will be rescued");
                     }
+                    tracing::info!(
+                        finished = report.finished,
+                        released = report.released,
+                        "pglane engine stopped"
+                    );
                     ctx.stop();
                     Ok(report)
                 })

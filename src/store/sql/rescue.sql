@@ -40,7 +40,7 @@ moved AS (
                                rescues + 1, coalesce(worker_id, '?')))),
            created_at, started_at, now()
     FROM poisoned
-    RETURNING id
+    RETURNING id, kind
 ),
 back AS (
     UPDATE /* TEMPLATE: schema */jobs AS j
@@ -60,4 +60,7 @@ back AS (
     RETURNING j.id
 )
 SELECT (SELECT count(*) FROM back) AS rescued, (SELECT count(*) FROM moved) AS failed,
-       (SELECT ok FROM leader) AS leader
+       (SELECT ok FROM leader) AS leader,
+       -- The poison pills, for the error line that names them (few: one per crash loop).
+       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM moved) AS failed_ids,
+       (SELECT coalesce(array_agg(kind ORDER BY id), '{}') FROM moved) AS failed_kinds

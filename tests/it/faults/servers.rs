@@ -32,6 +32,24 @@ pub async fn private_server(extra_conf: &[&str]) -> TempPostgres {
     .await
 }
 
+/// Starts a private server after `prepare` has written its files (certificates,
+/// `pg_hba.conf`) into the initialised data directory.
+pub async fn private_server_with(
+    extra_conf: &[&str],
+    prepare: impl FnOnce(&TempPostgres) -> Result<(), String> + Send + 'static,
+) -> TempPostgres {
+    require_server_binaries();
+    let extra: Vec<String> = extra_conf.iter().map(|s| s.to_string()).collect();
+    blocking(move || {
+        let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let pg = TempPostgres::init(&refs)?;
+        prepare(&pg)?;
+        pg.start_server()?;
+        Ok(pg)
+    })
+    .await
+}
+
 /// Runs a blocking server command (pg_ctl…) off the async thread; panics on failure.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,

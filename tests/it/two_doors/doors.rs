@@ -72,7 +72,8 @@ impl Job for Float {
 pub(super) async fn rust_door(engine: &Engine, i: &Input) -> Option<pglane::Result<i64>> {
     let mut o = JobOptions::default();
     if let Some(p) = i.priority {
-        o = o.priority(p);
+        // Priorities are i16 in Rust: a wider value cannot even be written.
+        o = o.priority(i16::try_from(p).ok()?);
     }
     match &i.run_at {
         Some(When::At(t)) => o = o.run_at(*t),
@@ -85,7 +86,7 @@ pub(super) async fn rust_door(engine: &Engine, i: &Input) -> Option<pglane::Resu
         None => {}
     }
     if let Some(n) = i.max_attempts {
-        o = o.max_attempts(n);
+        o = o.max_attempts(i32::try_from(n).ok()?);
     }
     if let Some(q) = &i.queue {
         o = o.queue(q.clone());

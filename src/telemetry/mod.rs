@@ -1,0 +1,11 @@
+//! What the engine tells its operators: log lines (`logs`), and the pure rate limit that
+//! keeps a flood of them (a downstream outage failing thousands of jobs a second) to a
+//! few lines a second with a count of what was held back (`rate`).
+//!
+//! Logs go through `tracing`; install any subscriber (the examples use
+//! `tracing_subscriber` with `RUST_LOG`). Job args are never logged.
+
+pub(crate) mod logs;
+pub(crate) mod rate;
+
+pub(crate) use logs::RunLog;
