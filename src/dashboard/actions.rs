@@ -28,6 +28,7 @@ pub(crate) async fn post(ctx: &Ctx, path: &str, form: &[(String, String)]) -> Ht
         "/jobs/action" => job_action(ctx, form).await,
         "/enqueue" => enqueue(ctx, form).await,
         "/lanes/control" => super::lanes::control(ctx, form).await,
+        "/schedules/run" => super::schedules::run_now(ctx, form).await,
         _ => ctx.error(StatusCode::NOT_FOUND, "no such action"),
     }
 }

@@ -404,3 +404,16 @@ pub(crate) async fn set_lane_control<C: GenericClient>(
         .await?;
     Ok(row.try_get(0)?)
 }
+
+/// Enqueues schedule `name`'s job now; `None` if there is no such schedule.
+pub(crate) async fn run_schedule_now<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    name: &str,
+) -> Result<Option<i64>> {
+    let sql = render(include_str!("sql/dash_schedule_run_now.sql"), schema, "");
+    match client.query(&sql, &[&name]).await?.first() {
+        Some(r) => Ok(Some(r.try_get(0)?)),
+        None => Ok(None),
+    }
+}
