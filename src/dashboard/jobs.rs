@@ -167,7 +167,11 @@ fn filter_form(ctx: &Ctx, f: &Filter) -> String {
     let mut states = String::from("<option value=\"\">any</option>");
     for s in JobState::ALL {
         let sel = if f.state == Some(s) { " selected" } else { "" };
-        let _ = write!(states, "<option{sel}>{}</option>", s.as_str());
+        let _ = write!(
+            states,
+            "<option value=\"{0}\"{sel}>{0}</option>",
+            s.as_str()
+        );
     }
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
     let n = |o: Option<i16>| o.map(|p| p.to_string()).unwrap_or_default();

@@ -134,7 +134,7 @@ async fn build(ctx: &Ctx, c: &Client, started: Instant) -> Result<String> {
                 None => "—".into(),
             };
             let state = match v.paused_on {
-                0 => "<span class=\"state s-running\">active</span>".to_string(),
+                0 => "<span class=\"state s-completed\">active</span>".to_string(),
                 n if n == v.engines => {
                     "<span class=\"state s-cancelled\">paused</span>".to_string()
                 }

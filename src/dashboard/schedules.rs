@@ -59,7 +59,7 @@ pub(crate) async fn page(ctx: &Ctx) -> HttpResponse {
             p = s.priority,
             missed = esc(&s.missed),
             state = if s.active {
-                "<span class=\"state s-running\">active</span>"
+                "<span class=\"state s-completed\">active</span>"
             } else {
                 "<span class=\"state s-cancelled\">inactive</span>"
             },
