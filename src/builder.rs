@@ -111,6 +111,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a run a user cancelled may go on after its handler was told
+    /// ([`JobContext::cancelled`](crate::JobContext::cancelled)) before it is aborted.
+    /// Defaults to 5 s.
+    pub fn cancel_grace(mut self, d: Duration) -> Self {
+        self.settings.cancel_grace = d;
+        self
+    }
+
     /// How often each lane polls while NOTIFY works (jittered ±10%). Defaults to 1 s.
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.settings.poll_interval = d;
@@ -173,6 +181,9 @@ impl EngineBuilder {
     }
 
     /// How long completed jobs stay in `jobs_finished`. Defaults to 24 h.
+    /// `Duration::ZERO` keeps no history of completed jobs: they are deleted by the
+    /// statement that completes them, without the copy to `jobs_finished` and the
+    /// later prune (failed and cancelled jobs are still kept for `failed_retention`).
     pub fn completed_retention(mut self, d: Duration) -> Self {
         self.settings.completed_retention = d;
         self
@@ -332,14 +343,10 @@ impl EngineBuilder {
         // starts, polls, and verifies the schema once the database is back, like after
         // any outage. A database that answers with the wrong schema version is a
         // deployment error and fails now.
-        let schema_verified = match store.schema_version().await {
-            Ok(SCHEMA_VERSION) => true,
-            Ok(found) => {
-                return Err(Error::NotMigrated {
-                    schema: settings.schema.clone(),
-                    found,
-                    expected: SCHEMA_VERSION,
-                })
+        let schema_verified = match store.schema_fit().await {
+            Ok(fit) => {
+                fit.into_result(&settings.schema, SCHEMA_VERSION)?;
+                true
             }
             Err(e) if e.is_topology_change() || e.is_resource_exhaustion() => {
                 tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");

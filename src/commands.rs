@@ -147,13 +147,30 @@ impl Message for SetConcurrency {
     type Result = Result<()>;
 }
 
-/// Cancel a job that has not started yet. Answers whether it was cancelled (`false` if
-/// it is running, finished, or unknown).
-#[derive(Debug, Clone, Copy)]
-pub struct Cancel(pub i64);
+/// Cancel a job, running or not: see [`Engine::cancel`](crate::Engine::cancel).
+#[derive(Debug, Clone)]
+pub struct Cancel {
+    /// The job.
+    pub id: i64,
+    /// Why, recorded in the job's history. Defaults to none.
+    pub reason: Option<String>,
+}
+
+impl Cancel {
+    /// Cancel job `id`, with no reason given.
+    pub fn new(id: i64) -> Self {
+        Cancel { id, reason: None }
+    }
+
+    /// Records why.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
 
 impl Message for Cancel {
-    type Result = Result<bool>;
+    type Result = Result<crate::CancelOutcome>;
 }
 
 /// Put a failed or cancelled job back in the queue with fresh attempts. Answers whether

@@ -55,6 +55,7 @@ pub(crate) struct Settings {
     pub(crate) pool_size: u32,
     pub(crate) lease: Duration,
     pub(crate) job_timeout: Duration,
+    pub(crate) cancel_grace: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) poll_interval_without_listener: Duration,
     pub(crate) call_timeout: Duration,
@@ -83,6 +84,7 @@ impl Default for Settings {
             pool_size: 10,
             lease: Duration::from_secs(30),
             job_timeout: Duration::from_secs(300),
+            cancel_grace: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             poll_interval_without_listener: Duration::from_millis(250),
             call_timeout: Duration::from_secs(10),
@@ -123,6 +125,7 @@ impl Settings {
         let positive = [
             ("lease", self.lease),
             ("job_timeout", self.job_timeout),
+            ("cancel_grace", self.cancel_grace),
             ("poll_interval", self.poll_interval),
             (
                 "poll_interval_without_listener",

@@ -122,10 +122,27 @@ impl Engine {
             .await?
     }
 
-    /// Cancels a job that has not started yet; returns whether it was cancelled. Same
-    /// as sending [`Cancel`](crate::Cancel) to the supervisor.
-    pub async fn cancel(&self, id: i64) -> Result<bool> {
-        self.ops.cancel(id).await
+    /// Cancels a job, in whatever process it runs. One that has not started (available,
+    /// scheduled, waiting on parents) is cancelled at once
+    /// ([`CancelOutcome::Cancelled`](crate::CancelOutcome)); a running one gets a durable
+    /// request and its worker a notification ([`CancelOutcome::Requested`]): its handler
+    /// sees [`JobContext::cancelled`](crate::JobContext::cancelled), is aborted after the
+    /// worker's `cancel_grace`, and the job ends `cancelled`, not retried. A finished or
+    /// unknown job is [`Error::NotCancellable`](crate::Error::NotCancellable). Same as
+    /// sending [`Cancel`](crate::Cancel) to the supervisor.
+    ///
+    /// [`CancelOutcome::Requested`]: crate::CancelOutcome::Requested
+    pub async fn cancel(&self, id: i64) -> Result<crate::CancelOutcome> {
+        self.ops.cancel(id, None).await
+    }
+
+    /// [`cancel`](Self::cancel) with a reason, recorded in the job's history.
+    pub async fn cancel_with_reason(
+        &self,
+        id: i64,
+        reason: impl Into<String>,
+    ) -> Result<crate::CancelOutcome> {
+        self.ops.cancel(id, Some(&reason.into())).await
     }
 
     /// Puts a failed or cancelled job back in the queue with fresh attempts; returns

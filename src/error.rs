@@ -62,6 +62,24 @@ pub enum Error {
         expected: i32,
     },
 
+    /// The schema has migrations newer than this pglane that older engines must not run
+    /// against (each migration records the oldest engine it allows; see the README's
+    /// "Deploying and upgrading"). Nothing was changed.
+    #[error(
+        "schema `{schema}` is at migration version {found} and needs a pglane built for \
+         schema version {oldest_engine} or later; this one is for {supported}: upgrade pglane"
+    )]
+    SchemaTooNew {
+        /// The schema that was checked.
+        schema: String,
+        /// The newest version found in the schema.
+        found: i32,
+        /// The oldest engine version its migrations allow.
+        oldest_engine: i32,
+        /// The version this build of pglane is for.
+        supported: i32,
+    },
+
     /// The database is not UTF-8 encoded; pglane needs UTF8 (on `SQL_ASCII`, a
     /// notification that is not valid UTF-8 makes PostgreSQL end the listener's
     /// connection). Reported by `migrate`; nothing was changed.
@@ -123,6 +141,17 @@ pub enum Error {
         schedule: String,
         /// The zone as given.
         zone: String,
+    },
+
+    /// A cancel found nothing to cancel: the job already finished (completed, failed or
+    /// cancelled), or there is no such job. Nothing was written.
+    #[error("job {id} cannot be cancelled: {reason}")]
+    NotCancellable {
+        /// The job asked for.
+        id: i64,
+        /// Why, as the database said it (e.g. "job 42 is already completed: nothing to
+        /// cancel", "no job 42").
+        reason: String,
     },
 
     /// The named lane does not exist in this engine.

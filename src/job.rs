@@ -153,6 +153,8 @@ pub struct JobContext {
     pub(crate) data: Arc<DataMap>,
     /// The engine's enqueue, for jobs that enqueue jobs.
     pub(crate) ops: Arc<crate::ops::Ops>,
+    /// Becomes true when a user asks to cancel this run.
+    pub(crate) cancel: tokio::sync::watch::Receiver<bool>,
 }
 
 impl JobContext {
@@ -207,6 +209,37 @@ impl JobContext {
     /// A shared value registered with [`EngineBuilder::data`](crate::EngineBuilder::data).
     pub fn data<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.data.get::<T>()
+    }
+
+    /// Resolves when a user asks to cancel this run ([`Engine::cancel`], the `Cancel`
+    /// message, `pglane cancel`, SQL `cancel()`), from any process. Select on it to stop
+    /// early and clean up: the run is aborted anyway once the engine's `cancel_grace`
+    /// has passed, and the job ends `cancelled` whatever the handler then answers
+    /// (it is not retried). Never resolves for a run nobody cancels.
+    ///
+    /// ```
+    /// # use pglane::{JobContext, JobError};
+    /// # async fn work() {}
+    /// async fn run(ctx: JobContext) -> Result<(), JobError> {
+    ///     tokio::select! {
+    ///         _ = work() => Ok(()),
+    ///         _ = ctx.cancelled() => Err(JobError::cancel("stopped on request")),
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// [`Engine::cancel`]: crate::Engine::cancel
+    pub async fn cancelled(&self) {
+        let mut rx = self.cancel.clone();
+        if rx.wait_for(|c| *c).await.is_err() {
+            // The run is over for the engine (its sender is gone): nothing will come.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether a user asked to cancel this run (see [`cancelled`](Self::cancelled)).
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancel.borrow()
     }
 }
 

@@ -77,6 +77,7 @@ mod backoff;
 #[doc(hidden)]
 pub mod bench_api;
 mod builder;
+mod cancel;
 mod commands;
 mod config;
 mod connect;
@@ -94,6 +95,7 @@ mod migrate;
 mod ops;
 mod outcome;
 mod schedule;
+mod schema_fit;
 mod sqlstate;
 mod stats;
 mod store;
@@ -105,6 +107,7 @@ pub mod validate;
 pub use actor::supervisor::JobSupervisor;
 pub use backoff::Backoff;
 pub use builder::EngineBuilder;
+pub use cancel::CancelOutcome;
 pub use commands::{
     Cancel, Enqueue, Pause, Resume, Retry, SetConcurrency, Shutdown, ShutdownReport, Stats,
 };
@@ -115,7 +118,7 @@ pub use enqueue::{JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};
 pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
-pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
+pub use migrate::{channel_for, migrate, migrate_with, migration_sql, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
 pub use schedule::{Missed, Schedule, ScheduleStats, DEFAULT_GRACE};
 pub use stats::{

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::cancel::CancelOutcome;
 use crate::enqueue::{wake_hint, NewJob};
 use crate::error::Result;
 use crate::lane::NotifyGate;
@@ -22,11 +23,23 @@ pub(crate) struct Ops {
     gate: Arc<NotifyGate>,
     /// Wakes this engine's lanes at once, rather than after the NOTIFY round trip.
     wake: WakeLanes,
+    /// Who asks, in the history of a job this engine cancels.
+    requester: Arc<str>,
 }
 
 impl Ops {
-    pub(crate) fn new(store: Store, gate: Arc<NotifyGate>, wake: WakeLanes) -> Self {
-        Ops { store, gate, wake }
+    pub(crate) fn new(
+        store: Store,
+        gate: Arc<NotifyGate>,
+        wake: WakeLanes,
+        requester: Arc<str>,
+    ) -> Self {
+        Ops {
+            store,
+            gate,
+            wake,
+            requester,
+        }
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -86,9 +99,9 @@ impl Ops {
         self.store.enqueue_on(client, &job).await
     }
 
-    /// Cancels a job that has not started; returns whether it was cancelled.
-    pub(crate) async fn cancel(&self, id: i64) -> Result<bool> {
-        self.store.cancel(id).await
+    /// Cancels a job, running or not (see [`CancelOutcome`]).
+    pub(crate) async fn cancel(&self, id: i64, reason: Option<&str>) -> Result<CancelOutcome> {
+        self.store.cancel(id, reason, &self.requester).await
     }
 
     /// Puts a failed or cancelled job back with fresh attempts and wakes the lanes;

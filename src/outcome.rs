@@ -32,6 +32,8 @@ pub(crate) enum FailureCause {
     Timeout,
     /// Past its timeout, the run was still blocking its handler thread.
     Stuck,
+    /// A user cancelled the run and it did not stop within the grace period.
+    Cancel,
 }
 
 impl FailureCause {
@@ -41,6 +43,7 @@ impl FailureCause {
             FailureCause::Panic => "panic",
             FailureCause::Timeout => "timeout",
             FailureCause::Stuck => "stuck",
+            FailureCause::Cancel => "cancel",
         }
     }
 }

@@ -84,14 +84,24 @@ pub(crate) struct Completer {
     /// Stuck runs whose outcome is being decided (a drain waits for them too).
     deciding: usize,
     log: LogLimiter,
+    /// Copy completed jobs to `jobs_finished` (false: a zero retention deletes them).
+    keep_completed: bool,
     /// Fenced-off outcomes are logged at `warn`, rate limited.
     fenced_log: RateLimit,
 }
 
 impl Completer {
-    pub(crate) fn new(store: Store, backoff: Backoff, stuck: StuckPolicy) -> Self {
+    /// A completer writing through `store`; completed jobs are kept in `jobs_finished`
+    /// only if `keep_completed` (a non-zero `completed_retention`).
+    pub(crate) fn new(
+        store: Store,
+        backoff: Backoff,
+        stuck: StuckPolicy,
+        keep_completed: bool,
+    ) -> Self {
         Completer {
             store,
+            keep_completed,
             pending: Vec::new(),
             in_flight: false,
             failures: 0,
@@ -144,8 +154,9 @@ impl Completer {
         let batch: Vec<OutcomeRow> = self.pending.drain(..take).collect();
         self.in_flight = true;
         let store = self.store.clone();
+        let keep_completed = self.keep_completed;
         async move {
-            let result = store.write_outcomes(&batch).await;
+            let result = store.write_outcomes(&batch, keep_completed).await;
             (batch, result)
         }
         .into_actor(self)

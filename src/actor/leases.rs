@@ -2,12 +2,15 @@
 //! the ones found lost.
 //!
 //! A lease is renewed every third of its length, so two renewals can fail before it
-//! runs out. Only runs a handler thread has started are renewed: a claimed job that
+//! runs out. A renewal also reports runs a user asked to cancel (the backstop for a
+//! missed cancel notification). Only runs a handler thread has started are renewed: a claimed job that
 //! never got a thread is handed back, not held hostage under a renewed lease.
 
 use actix::prelude::*;
 
-use crate::actor::supervisor::inbox::LeasesLost;
+use std::collections::HashMap;
+
+use crate::actor::supervisor::inbox::{CancelRequested, LeasesLost};
 use crate::dispatch::RunKey;
 use crate::store::Store;
 
@@ -20,15 +23,48 @@ pub(crate) struct Leases {
     store: Store,
     lease_ms: f64,
     lost: Recipient<LeasesLost>,
+    cancel: Recipient<CancelRequested>,
 }
 
 impl Leases {
-    pub(crate) fn new(store: Store, lease_ms: f64, lost: Recipient<LeasesLost>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        lease_ms: f64,
+        lost: Recipient<LeasesLost>,
+        cancel: Recipient<CancelRequested>,
+    ) -> Self {
         Leases {
             store,
             lease_ms,
             lost,
+            cancel,
         }
+    }
+}
+
+impl Leases {
+    /// Runs whose leases were lost because a user cancelled them while this worker could
+    /// not hear it (frozen, cut off): tell their handlers to stop, rather than let them
+    /// run on to their timeout with an outcome that will be fenced off anyway.
+    fn stop_cancelled(&self, lost: Vec<RunKey>, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let ids: Vec<i64> = lost.iter().map(|k| k.job).collect();
+        let cancel = self.cancel.clone();
+        ctx.spawn(
+            async move {
+                let Ok(cancelled) = store.cancelled_among(&ids).await else {
+                    return;
+                };
+                let keys: Vec<RunKey> = lost
+                    .into_iter()
+                    .filter(|k| cancelled.contains(&k.job))
+                    .collect();
+                if !keys.is_empty() {
+                    cancel.do_send(CancelRequested(keys));
+                }
+            }
+            .into_actor(self),
+        );
     }
 }
 
@@ -49,14 +85,19 @@ impl Handler<Renew> for Leases {
         let lease_ms = self.lease_ms;
         async move { store.renew(&ids, &tokens, lease_ms).await }
             .into_actor(self)
-            .map(move |kept, act, _| match kept {
+            .map(move |kept, act, ctx| match kept {
                 Ok(kept) => {
-                    let lost: Vec<RunKey> = keys
-                        .into_iter()
-                        .filter(|k| !kept.contains(&k.job))
-                        .collect();
+                    let owned: HashMap<i64, bool> = kept.into_iter().collect();
+                    let (kept, lost): (Vec<RunKey>, Vec<RunKey>) =
+                        keys.into_iter().partition(|k| owned.contains_key(&k.job));
                     if !lost.is_empty() {
-                        act.lost.do_send(LeasesLost(lost));
+                        act.lost.do_send(LeasesLost(lost.clone()));
+                        act.stop_cancelled(lost, ctx);
+                    }
+                    // The backstop for a cancel notification this process missed.
+                    let cancel: Vec<RunKey> = kept.into_iter().filter(|k| owned[&k.job]).collect();
+                    if !cancel.is_empty() {
+                        act.cancel.do_send(CancelRequested(cancel));
                     }
                 }
                 Err(e) => {

@@ -22,9 +22,10 @@ use actix::prelude::*;
 use futures_util::StreamExt;
 use tokio_postgres::{AsyncMessage, Client};
 
-use crate::actor::supervisor::inbox::{JobsAvailable, ListenerChanged};
+use crate::actor::supervisor::inbox::{CancelRequested, JobsAvailable, ListenerChanged};
 use crate::actor::LogLimiter;
 use crate::config::Settings;
+use crate::dispatch::RunKey;
 use crate::store::Store;
 
 /// At most one hint without a priority is forwarded per this interval.
@@ -34,6 +35,8 @@ const BARE_HINT_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) struct ListenerReports {
     pub(crate) available: Recipient<JobsAvailable>,
     pub(crate) changed: Recipient<ListenerChanged>,
+    /// A user asked to cancel a run (a `cancel:<id>:<token>` notification).
+    pub(crate) cancel: Recipient<CancelRequested>,
 }
 
 /// From the connection pump: a notification, or the end of the connection.
@@ -325,6 +328,14 @@ impl Handler<Pumped> for Listener {
                 let nonce = payload[PING_PREFIX.len()..].parse::<u64>().ok();
                 if nonce.is_some() && self.ping.map(|(n, _)| n) == nonce {
                     self.ping = None;
+                }
+            }
+            Pumped::Notification { epoch, payload }
+                if epoch == self.epoch && crate::cancel::is_notice(&payload) =>
+            {
+                if let Some((job, token)) = crate::cancel::parse_notice(&payload) {
+                    let key = RunKey { job, token };
+                    self.reports.cancel.do_send(CancelRequested(vec![key]));
                 }
             }
             Pumped::Notification { epoch, payload } if epoch == self.epoch => {

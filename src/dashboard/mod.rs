@@ -52,7 +52,6 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
 use crate::config::IntoPgConfig;
-use crate::connect::Connector;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::migrate::channel_for;
@@ -119,18 +118,19 @@ impl Dashboard {
     /// A dashboard with its own small pool (up to 4 connections, each statement limited
     /// to 10 s), for running without an engine in the process (`pglane dashboard`).
     pub fn connect(database: impl IntoPgConfig, schema: &str) -> Result<Self> {
-        let mut db = database.into_pg_config()?;
-        let pg = db.pg_config_mut();
-        pg.connect_timeout(Duration::from_secs(5));
-        if pg.get_application_name().is_none() {
-            pg.application_name("pglane dashboard");
+        let mut options = database.into_pg_config()?;
+        let config = options.pg_config_mut();
+        config.connect_timeout(Duration::from_secs(5));
+        if config.get_application_name().is_none() {
+            config.application_name("pglane dashboard");
         }
-        let options = format!(
+        let server_options = format!(
             "{} -c statement_timeout=10000",
-            pg.get_options().unwrap_or("")
+            config.get_options().unwrap_or("")
         );
-        pg.options(options.trim());
-        let manager = Manager::new(Connector::new(&db)?, Arc::new(AtomicU64::new(0)));
+        config.options(server_options.trim());
+        let connector = crate::connect::Connector::new(&options)?;
+        let manager = Manager::new(connector, Arc::new(AtomicU64::new(0)));
         let pool = crate::store::pool_builder(4, Duration::from_secs(5)).build_unchecked(manager);
         Dashboard::new(pool, schema)
     }

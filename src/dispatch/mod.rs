@@ -11,16 +11,20 @@
 //!
 //! The rules, by file: `claims` (claim only into free slots, work-conserving borrowing,
 //! at most one rescued job at a time per worker), `ends` (settling runs, lease loss),
-//! `tick` (timeouts, stuck threads, runs that never started, renewals), `tuning`
+//! `tick` (timeouts, stuck threads, runs that never started, renewals), `cancels`
+//! (a user's cancel of a running job: a shorter deadline), `tuning`
 //! (pause, resume, concurrency), `shutdown` (quiet, grace period), `threads` (stuck
 //! handler threads and their replacement).
 
+mod cancels;
 mod claims;
 mod effects;
 mod ends;
 mod lanes;
+mod prefetch;
 mod runs;
 mod shutdown;
+mod targets;
 mod threads;
 mod tick;
 mod tuning;
@@ -32,6 +36,7 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,6 +95,8 @@ pub(crate) struct CoreConfig {
     pub(crate) threads: usize,
     /// Stuck threads replaced at most at once.
     pub(crate) max_stuck_threads: usize,
+    /// How long a run a user cancelled may go on before it is aborted.
+    pub(crate) cancel_grace: Duration,
 }
 
 /// A rescued job held back until its neighbours' hand-back is written.
@@ -97,6 +104,13 @@ pub(crate) struct CoreConfig {
 struct Held<J> {
     lane: LaneId,
     token: i64,
+    job: J,
+}
+
+/// A prefetched job: claimed and leased, waiting for a slot of its lane.
+#[derive(Debug)]
+struct Ready<J> {
+    key: RunKey,
     job: J,
 }
 
@@ -115,6 +129,8 @@ pub(crate) struct Dispatcher<J, H> {
     /// Rescued runs in `runs`, stuck ones excepted.
     rescued_running: usize,
     held: Option<Held<J>>,
+    /// Each lane's prefetched jobs, most urgent first (empty unless it opted in).
+    ready: Vec<VecDeque<Ready<J>>>,
     threads: Threads,
     shutdown: Option<ShuttingDown>,
     /// False until the schema is verified (the engine started without a database).
@@ -138,11 +154,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
         claiming: bool,
         config: CoreConfig,
     ) -> Self {
+        let ready = lanes.iter().map(|_| VecDeque::new()).collect();
         Dispatcher {
             lanes: lanes
                 .into_iter()
                 .map(|(spec, slots)| LaneState::new(spec, slots))
                 .collect(),
+            ready,
             runs: RunMap::default(),
             stuck_runs: 0,
             rescued_running: 0,

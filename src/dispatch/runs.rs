@@ -41,6 +41,8 @@ pub(crate) struct Run<H> {
     pub(crate) lease_lost: bool,
     /// A rescued job (its worker died running it before).
     pub(crate) rescued: bool,
+    /// A user asked to cancel it: its deadline is the end of the cancel grace period.
+    pub(crate) cancelling: bool,
     /// Written off while blocking its thread: it keeps its slot until its future is gone.
     pub(crate) stuck: bool,
     /// The handler runtime it was launched on (see `Threads`).

@@ -28,12 +28,12 @@ pub(crate) struct EnqueuedRow {
 impl Store {
     /// A store of its own for `schema`, on a pool of at most `size` connections.
     pub(crate) fn standalone(
-        config: crate::connect::ConnectOptions,
+        options: &crate::ConnectOptions,
         schema: &str,
         size: u32,
     ) -> Result<Store> {
         let channel = crate::migrate::channel_for(schema)?;
-        let connector = crate::connect::Connector::new(&config)?;
+        let connector = crate::connect::Connector::new(options)?;
         let manager = Manager::new(connector, Arc::new(AtomicU64::new(0)));
         let pool = pool_builder(size, Duration::from_secs(10)).build_unchecked(manager.clone());
         Ok(Store::new(

@@ -66,6 +66,7 @@ pub(crate) struct Sql {
     pub(crate) stats_finished: String,
     pub(crate) schema_version: String,
     pub(crate) cancel: String,
+    pub(crate) cancelled_among: String,
     pub(crate) retry_finished: String,
     pub(crate) dead_rows: String,
     pub(crate) self_notify: String,
@@ -94,6 +95,7 @@ impl Sql {
             stats_finished: r(include_str!("sql/stats_finished.sql")),
             schema_version: r(include_str!("sql/schema_version.sql")),
             cancel: r(include_str!("sql/cancel.sql")),
+            cancelled_among: r(include_str!("sql/cancelled_among.sql")),
             retry_finished: r(include_str!("sql/retry_finished.sql")),
             dead_rows: r(include_str!("sql/dead_rows.sql")),
             self_notify: r(include_str!("sql/self_notify.sql")),
@@ -138,6 +140,8 @@ struct Inner {
     timings: Arc<timings::Timings>,
     /// Refusals of `pool`, and sightings of a full server (see `shortage`).
     shortage: Shortage,
+    /// Names the server in errors of failed connection attempts.
+    connect_error: crate::connect::Connector,
 }
 
 /// Counts from one maintenance pass.
@@ -187,6 +191,7 @@ impl Store {
                 connect_failures,
                 timings: manager.timings(),
                 shortage: manager.shortage(),
+                connect_error: manager.connector().clone(),
             }),
         };
         shortage::react_to_refusals(&store, &managers);
@@ -341,7 +346,7 @@ impl Store {
         loop {
             tokio::select! {
                 got = &mut get => return got.map_err(|e| match e {
-                    bb8::RunError::User(e) => Error::Database(e),
+                    bb8::RunError::User(e) => self.inner.connect_error.error(e),
                     // Short of connections, the pool is held at one (see
                     // `Shortage::before_connect`): waiting for it is not an outage either.
                     bb8::RunError::TimedOut if failures.borrow().exhausted || self.short_of_connections() => {
@@ -363,11 +368,11 @@ impl Store {
     }
 
     /// The schema's migration version (0 if it has never been migrated).
-    pub(crate) async fn schema_version(&self) -> Result<i32> {
+    pub(crate) async fn schema_fit(&self) -> Result<crate::schema_fit::SchemaFit> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn.query_once(&self.inner.sql.schema_version, &[]).await;
-            operator::version_found(rows)
+            Ok(crate::migrate::fit_of(&operator::applied_found(rows)?))
         })
         .await
     }
@@ -476,11 +481,16 @@ impl Store {
         .await
     }
 
-    /// Writes outcomes; returns the ids applied (the others were fenced off).
-    pub(crate) async fn write_outcomes(&self, batch: &[OutcomeRow]) -> Result<Vec<i64>> {
+    /// Writes outcomes; returns the ids applied (the others were fenced off). Completed
+    /// jobs are copied to `jobs_finished` only if `keep_completed`.
+    pub(crate) async fn write_outcomes(
+        &self,
+        batch: &[OutcomeRow],
+        keep_completed: bool,
+    ) -> Result<Vec<i64>> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let p = rows::OutcomeParams::new(batch);
+            let p = rows::OutcomeParams::new(batch, keep_completed);
             let rows = conn
                 .query_prepared(Stmt::Outcomes, &self.inner.sql.outcomes, &p.as_params())
                 .await?;
@@ -489,13 +499,14 @@ impl Store {
         .await
     }
 
-    /// Extends leases; returns the ids still owned.
+    /// Extends leases; returns the ids still owned, each with whether a user asked to
+    /// cancel it.
     pub(crate) async fn renew(
         &self,
         ids: &[i64],
         tokens: &[i64],
         lease_ms: f64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<(i64, bool)>> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn
@@ -504,6 +515,18 @@ impl Store {
                     &self.inner.sql.renew,
                     &[&ids, &tokens, &lease_ms],
                 )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+        .await
+    }
+
+    /// Which of `ids` (runs whose leases were lost) ended cancelled by a user.
+    pub(crate) async fn cancelled_among(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .query_once(&self.inner.sql.cancelled_among, &[&ids])
                 .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
@@ -531,16 +554,25 @@ impl Store {
         .await
     }
 
-    /// Cancels a job that has not started. Returns whether it was cancelled.
-    pub(crate) async fn cancel(&self, id: i64) -> Result<bool> {
-        self.timed(async {
-            let mut conn = self.conn().await?;
-            Ok(!conn
-                .query_once(&self.inner.sql.cancel, &[&id])
-                .await?
-                .is_empty())
-        })
-        .await
+    /// Cancels a job (see `cancel()` in migration 5): at once if it has not started, by
+    /// a durable request and a notification to its worker if it is running.
+    pub(crate) async fn cancel(
+        &self,
+        id: i64,
+        reason: Option<&str>,
+        by: &str,
+    ) -> Result<crate::cancel::CancelOutcome> {
+        let answer = self
+            .timed(async {
+                let mut conn = self.conn().await?;
+                let rows = conn
+                    .query_once(&self.inner.sql.cancel, &[&id, &reason, &by])
+                    .await?;
+                Ok(rows[0].get::<_, String>(0))
+            })
+            .await
+            .map_err(|e| crate::cancel::refusal(id, e))?;
+        crate::cancel::CancelOutcome::parse(&answer)
     }
 
     /// Puts a failed or cancelled job back to run. Returns whether it was found.

@@ -98,10 +98,13 @@ pub(crate) struct OutcomeParams {
     delays: Vec<f64>,
     errors: Vec<Option<String>>,
     causes: Vec<Option<&'static str>>,
+    keep_completed: bool,
 }
 
 impl OutcomeParams {
-    pub(crate) fn new(batch: &[OutcomeRow]) -> Self {
+    /// The batch's columns; `keep_completed` false deletes completed jobs without
+    /// copying them to `jobs_finished` (a zero `completed_retention`).
+    pub(crate) fn new(batch: &[OutcomeRow], keep_completed: bool) -> Self {
         let n = batch.len();
         let mut p = OutcomeParams {
             ids: Vec::with_capacity(n),
@@ -110,6 +113,7 @@ impl OutcomeParams {
             delays: Vec::with_capacity(n),
             errors: Vec::with_capacity(n),
             causes: Vec::with_capacity(n),
+            keep_completed,
         };
         for o in batch {
             p.ids.push(o.id);
@@ -132,7 +136,7 @@ impl OutcomeParams {
         p
     }
 
-    pub(crate) fn as_params(&self) -> [Param<'_>; 6] {
+    pub(crate) fn as_params(&self) -> [Param<'_>; 7] {
         [
             &self.ids,
             &self.tokens,
@@ -140,6 +144,7 @@ impl OutcomeParams {
             &self.delays,
             &self.errors,
             &self.causes,
+            &self.keep_completed,
         ]
     }
 }

@@ -208,11 +208,14 @@ pub(super) async fn run_one(
     let Some(reg) = registry.get(&job.kind) else {
         // Put it back as it was: the claim used no attempt of the job's.
         store
-            .write_outcomes(&[OutcomeRow {
-                id,
-                token,
-                action: Action::Release,
-            }])
+            .write_outcomes(
+                &[OutcomeRow {
+                    id,
+                    token,
+                    action: Action::Release,
+                }],
+                true,
+            )
             .await?;
         return Err(Error::InvalidConfig(format!(
             "job {id} is of kind {:?}, which is not registered for this run",
@@ -230,6 +233,8 @@ pub(super) async fn run_one(
         pool: store.pool().clone(),
         data: data.clone(),
         ops: ops.clone(),
+        // Inline runs cannot be cancelled: the sender is gone, `cancelled()` never fires.
+        cancel: tokio::sync::watch::channel(false).1,
     };
     let timeout = job
         .timeout_ms
@@ -248,7 +253,7 @@ pub(super) async fn run_one(
     let action = decide(result, job.attempt, job.max_attempts, &Backoff::RETRY);
     let ran = Ran::of(&action);
     store
-        .write_outcomes(&[OutcomeRow { id, token, action }])
+        .write_outcomes(&[OutcomeRow { id, token, action }], true)
         .await?;
     Ok(ran)
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pglane::admin::{self, JobState};
-use pglane::Error;
+use pglane::{CancelOutcome, Error};
 
 use crate::support::*;
 
@@ -58,9 +58,17 @@ async fn operators_inspect_cancel_retry_and_prune_without_an_engine() {
     assert_eq!(scheduled.iter().map(|j| j.id).collect::<Vec<_>>(), [later]);
     assert_eq!(admin::list(c, s, None, 1).await.unwrap().len(), 1);
 
-    assert!(admin::cancel(c, s, due).await.unwrap());
+    assert_eq!(
+        admin::cancel(c, s, due, Some("not needed"), "ops")
+            .await
+            .unwrap(),
+        CancelOutcome::Cancelled
+    );
     assert!(
-        !admin::cancel(c, s, due).await.unwrap(),
+        matches!(
+            admin::cancel(c, s, due, None, "").await,
+            Err(pglane::Error::NotCancellable { .. })
+        ),
         "already cancelled"
     );
     let cancelled = admin::list(c, s, Some(JobState::Cancelled), 10)
@@ -79,7 +87,10 @@ async fn operators_inspect_cancel_retry_and_prune_without_an_engine() {
         .unwrap();
     assert!(back.iter().any(|j| j.id == due && j.attempt == 0));
 
-    assert!(admin::cancel(c, s, other).await.unwrap());
+    assert_eq!(
+        admin::cancel(c, s, other, None, "").await.unwrap(),
+        CancelOutcome::Cancelled
+    );
     assert_eq!(
         admin::prune(c, s, Duration::from_secs(3600)).await.unwrap(),
         0

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pglane::{Enqueue, Lane};
+use pglane::{CancelOutcome, Enqueue, Error, Lane};
 
 use crate::support::*;
 
@@ -204,9 +204,15 @@ async fn user_cancel_and_retry() {
         .enqueue(Enqueue::new(Probe::new("unwanted")))
         .await
         .unwrap();
-    assert!(engine.cancel(id).await.unwrap());
-    assert!(!engine.cancel(id).await.unwrap(), "already cancelled");
-    assert!(!engine.cancel(i64::MAX).await.unwrap(), "unknown id");
+    assert_eq!(engine.cancel(id).await.unwrap(), CancelOutcome::Cancelled);
+    assert!(
+        matches!(engine.cancel(id).await, Err(Error::NotCancellable { reason, .. }) if reason.contains("already cancelled")),
+        "already cancelled"
+    );
+    assert!(
+        matches!(engine.cancel(i64::MAX).await, Err(Error::NotCancellable { reason, .. }) if reason.starts_with("no job")),
+        "unknown id"
+    );
     let rows = db
         .query(&format!(
             "SELECT state, attempt FROM {{schema}}.jobs_finished WHERE id = {id}"

@@ -5,6 +5,7 @@
 //! what each handler thread is polling. The supervisor enforces timeouts from its side.
 
 mod pool;
+mod signals;
 mod watch;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use crate::job::{JobContext, Runner};
 use crate::outcome::RunResult;
 
 pub(crate) use pool::{HandlerPool, Target};
+pub(crate) use signals::CancelSignals;
 pub(crate) use watch::Watch;
 
 /// Runs that ended, waiting for the supervisor. Handlers finish on several threads at

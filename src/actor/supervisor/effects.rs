@@ -70,6 +70,7 @@ impl Launcher<ClaimedJob> for Launch<'_> {
             pool: self.setup.app_pool.clone(),
             data: self.setup.data.clone(),
             ops: self.setup.ops.clone(),
+            cancel: self.setup.signals.register(key),
         };
         let watch = self.setup.handlers.watch();
         let handle = executor::spawn(
@@ -126,8 +127,14 @@ impl JobSupervisor {
         let watch = self.runs.handlers.watch().clone();
         watch.take_started(&mut self.started_buf);
         self.core.runs_started(self.started_buf.drain(..));
-        self.core
-            .tick(Instant::now(), &mut Probe(&watch), &mut self.fx);
+        let mut launch = Self::launcher(&self.runs, &self.settings);
+        self.core.tick(
+            Instant::now(),
+            &mut Probe(&watch),
+            &mut launch,
+            &mut self.fx,
+        );
+        self.runs.signals.prune();
         self.carry_out(ctx);
         let core = &self.core;
         self.runs.handlers.shut_down_drained(|g| core.stuck_on(g));

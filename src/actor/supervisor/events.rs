@@ -6,8 +6,8 @@ use std::time::{Instant, SystemTime};
 use actix::prelude::*;
 
 use super::inbox::{
-    ClaimReturned, JobsAvailable, LaneNow, LanesNow, LeasesLost, ListenerChanged, RunsEnded,
-    SchemaVerified, SnapshotLanes, WakeLanes,
+    CancelRequested, ClaimReturned, JobsAvailable, LaneNow, LanesNow, LeasesLost, ListenerChanged,
+    RunsEnded, SchemaVerified, SnapshotLanes, WakeLanes,
 };
 use super::JobSupervisor;
 use crate::stats::ListenerMode;
@@ -71,7 +71,16 @@ impl Handler<RunsEnded> for JobSupervisor {
 
     fn handle(&mut self, _: RunsEnded, ctx: &mut Context<Self>) {
         self.runs.ended.take(&mut self.ended_buf);
-        self.core.runs_ended(self.ended_buf.drain(..), &mut self.fx);
+        self.runs
+            .signals
+            .forget(self.ended_buf.iter().map(|(k, _)| *k));
+        let mut launch = Self::launcher(&self.runs, &self.settings);
+        self.core.runs_ended(
+            self.ended_buf.drain(..),
+            &mut launch,
+            Instant::now(),
+            &mut self.fx,
+        );
         self.carry_out(ctx);
     }
 }
@@ -81,6 +90,22 @@ impl Handler<LeasesLost> for JobSupervisor {
 
     fn handle(&mut self, msg: LeasesLost, _: &mut Context<Self>) {
         self.core.leases_lost(msg.0);
+    }
+}
+
+impl Handler<CancelRequested> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelRequested, _: &mut Context<Self>) {
+        let now = Instant::now();
+        for key in msg.0 {
+            // Only runs of this process, under that very lease token: the core
+            // answers false for anything else (another attempt, another worker).
+            if self.core.cancel_requested(key, now) {
+                self.runs.signals.signal(key);
+                tracing::info!(job = key.job, "cancel requested: handler told");
+            }
+        }
     }
 }
 

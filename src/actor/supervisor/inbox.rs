@@ -49,6 +49,12 @@ pub(crate) struct ClaimReturned {
 #[rtype(result = "()")]
 pub(crate) struct RunsEnded;
 
+/// A user asked to cancel these runs (a notification, or a renewal that found the
+/// request recorded): tell their handlers, and abort them after the grace period.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct CancelRequested(pub(crate) Vec<RunKey>);
+
 /// A renewal found these runs' leases gone.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]

@@ -23,7 +23,7 @@ use tokio::task::AbortHandle;
 
 use crate::actor::claimer::{ClaimBase, Claimer};
 use crate::actor::completer::{Completer, StuckPolicy};
-use crate::actor::executor::{EndedRuns, HandlerPool, Target};
+use crate::actor::executor::{CancelSignals, EndedRuns, HandlerPool, Target};
 use crate::actor::heartbeat::{Heartbeat, HeartbeatReports};
 use crate::actor::leases::Leases;
 use crate::actor::listener::{Listener, ListenerReports};
@@ -76,6 +76,8 @@ struct RunSetup {
     target: Target,
     /// Where runs report their end.
     ended: EndedRuns,
+    /// How runs' handlers learn of a cancel.
+    signals: CancelSignals,
 }
 
 /// The supervisor's children, started with it.
@@ -86,8 +88,8 @@ struct Children {
     leases: Option<Addr<Leases>>,
     listener: Option<Addr<Listener>>,
     maintenance: Option<Addr<Maintenance>>,
-    heartbeat: Option<Addr<Heartbeat>>,
     scheduler: Option<Addr<Scheduler>>,
+    heartbeat: Option<Addr<Heartbeat>>,
 }
 
 /// Everything the supervisor is built from (assembled by the engine builder).
@@ -116,7 +118,8 @@ impl JobSupervisor {
         let addr = JobSupervisor::create(|ctx| {
             let me: Recipient<inbox::WakeLanes> = ctx.address().recipient();
             let wake = Arc::new(move |priority| me.do_send(inbox::WakeLanes { priority }));
-            let ops = Ops::new(p.store.clone(), p.gate.clone(), wake);
+            let requester = crate::cancel::engine_requester(&p.claim_base.worker_id);
+            let ops = Ops::new(p.store.clone(), p.gate.clone(), wake, requester.into());
             ops_out = Some(ops.clone());
             JobSupervisor::new(p, ops, ctx)
         });
@@ -133,6 +136,7 @@ impl JobSupervisor {
             stuck_poll: STUCK_POLL,
             threads: p.handlers.threads(),
             max_stuck_threads: s.max_stuck_threads,
+            cancel_grace: s.cancel_grace,
         };
         let specs: Vec<Arc<LaneSpec>> = p.lanes.iter().map(|(spec, _)| spec.clone()).collect();
         let core = Dispatcher::new(
@@ -160,6 +164,7 @@ impl JobSupervisor {
                         limit: s.max_rescues,
                         retry_backoff: s.retry_backoff,
                     },
+                    !s.completed_retention.is_zero(),
                 )
                 .start(),
             ),
@@ -167,6 +172,7 @@ impl JobSupervisor {
                 Leases::new(
                     p.store.clone(),
                     s.lease.as_secs_f64() * 1000.0,
+                    me.clone().recipient(),
                     me.clone().recipient(),
                 )
                 .start(),
@@ -180,6 +186,7 @@ impl JobSupervisor {
                     ListenerReports {
                         available: me.clone().recipient(),
                         changed: me.clone().recipient(),
+                        cancel: me.clone().recipient(),
                     },
                 )
                 .start(),
@@ -195,6 +202,9 @@ impl JobSupervisor {
                 )
                 .start(),
             ),
+            scheduler: (!p.schedules.is_empty()).then(|| {
+                Scheduler::new(p.store.clone(), p.schedules, &p.claim_base.worker_id).start()
+            }),
             heartbeat: Some(
                 Heartbeat::new(
                     p.store.clone(),
@@ -210,9 +220,6 @@ impl JobSupervisor {
                 )
                 .start(),
             ),
-            scheduler: (!p.schedules.is_empty()).then(|| {
-                Scheduler::new(p.store.clone(), p.schedules, &p.claim_base.worker_id).start()
-            }),
         };
         JobSupervisor {
             core,
@@ -225,6 +232,7 @@ impl JobSupervisor {
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
+                signals: CancelSignals::default(),
             },
             run_log: RunLog::new(&p.settings.queue),
             settings: p.settings,
@@ -286,10 +294,10 @@ fn stop_helpers(sup: &mut JobSupervisor) {
     if let Some(m) = sup.children.maintenance.take() {
         m.do_send(crate::actor::maintenance::StopMaintenance);
     }
-    if let Some(h) = sup.children.heartbeat.take() {
-        h.do_send(crate::actor::heartbeat::StopHeartbeat);
-    }
     if let Some(s) = sup.children.scheduler.take() {
         s.do_send(crate::actor::scheduler::StopScheduler);
+    }
+    if let Some(h) = sup.children.heartbeat.take() {
+        h.do_send(crate::actor::heartbeat::StopHeartbeat);
     }
 }

@@ -18,10 +18,20 @@
 -- for jobs) put jobs on the outside and rescanned the CTE once per job: quadratic,
 -- measured at 1.5 s for 2,000 outcomes, which capped the engine near 1,000 jobs/s.
 --
---   complete, fail        -> moved to jobs_finished (completed / failed)
+--   complete, fail        -> moved to jobs_finished (completed / failed); completed
+--                            jobs only deleted when $7 is false (zero retention: the
+--                            copy, its index entries and the later prune are saved)
 --   retry                 -> available after the delay, error recorded
 --   snooze                -> available after the delay, attempt given back
 --   release               -> available at its old run_at, attempt given back
+--   any, cancel requested -> moved to jobs_finished as cancelled, with who asked and why
+--
+-- A user's cancel request (`cancel_request`, set by the cancel() function under the
+-- row's lock) wins over whatever the run answers: once it is recorded, the attempt ends
+-- `cancelled` and is never retried. If this statement locks the row first, the cancel
+-- waits for it and then finds the job finished (or requeued, and cancels it at once).
+-- The two CTEs test the request on the row version they act on (a concurrent update is
+-- re-checked by READ COMMITTED), so a row goes to exactly one of them.
 WITH finished AS (
     DELETE FROM /* TEMPLATE: schema */jobs AS j
     USING unnest($1::bigint[], $2::bigint[], $3::text[], $5::text[], $6::text[])
@@ -29,7 +39,7 @@ WITH finished AS (
     WHERE j.id = o.id
       AND j.lease_token = o.token
       AND j.state <> 'available'
-      AND o.action IN ('complete', 'fail')
+      AND (o.action IN ('complete', 'fail') OR j.cancel_request IS NOT NULL)
     RETURNING j.*, o.action, o.error, o.cause
 ),
 moved AS (
@@ -37,14 +47,18 @@ moved AS (
         (id, kind, queue, priority, args, state, attempt, max_attempts, run_at, timeout_ms,
          unique_key, worker_id, rescues, errors, created_at, started_at, finished_at)
     SELECT id, kind, queue, priority, args,
-           CASE action WHEN 'complete' THEN 'completed' ELSE 'failed' END,
+           CASE WHEN cancel_request IS NOT NULL THEN 'cancelled'
+                WHEN action = 'complete' THEN 'completed' ELSE 'failed' END,
            attempt, max_attempts, run_at, timeout_ms, unique_key, worker_id, rescues,
-           CASE WHEN action = 'fail'
+           CASE WHEN cancel_request IS NOT NULL
+                THEN errors || /* TEMPLATE: schema */cancel_entry(cancel_request, attempt)
+                WHEN action = 'fail'
                 THEN errors || jsonb_build_array(jsonb_build_object(
                          'attempt', attempt, 'at', now(), 'error', error, 'cause', cause))
                 ELSE errors END,
            created_at, started_at, now()
     FROM finished
+    WHERE action = 'fail' OR $7::boolean
     RETURNING id
 ),
 requeued AS (
@@ -68,8 +82,11 @@ requeued AS (
       AND j.lease_token = o.token
       AND j.state <> 'available'
       AND o.action IN ('retry', 'snooze', 'release')
+      AND j.cancel_request IS NULL
     RETURNING j.id
 )
-SELECT id FROM moved
+-- `moved` runs whether or not it is read (data-modifying CTEs always run to completion);
+-- the ids applied are those deleted, copied or not.
+SELECT id FROM finished
 UNION ALL
 SELECT id FROM requeued

@@ -1,5 +1,7 @@
 -- Extends the leases of jobs this worker is still running. Fenced like outcomes: a job
 -- whose lease was lost is not returned, and its worker learns it no longer owns it.
+-- `cancel` says a user asked to cancel the run: the backstop for a cancel notification
+-- the worker missed (listener down, database outage).
 --
 -- Shaped like outcomes.sql, for the same reason: the state is tested as `<> 'available'`
 -- (the only other live state is 'running') and the ids only through the join, so the
@@ -14,4 +16,4 @@ FROM unnest($1::bigint[], $2::bigint[]) AS r(id, token)
 WHERE j.id = r.id
   AND j.lease_token = r.token
   AND j.state <> 'available'
-RETURNING j.id
+RETURNING j.id, j.cancel_request IS NOT NULL AS cancel

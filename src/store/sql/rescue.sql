@@ -25,19 +25,22 @@ expired AS MATERIALIZED (
 poisoned AS (
     DELETE FROM /* TEMPLATE: schema */jobs AS j
     USING expired AS e
-    WHERE j.id = e.id AND j.rescues + 1 >= $1::integer
+    WHERE j.id = e.id AND (j.rescues + 1 >= $1::integer OR j.cancel_request IS NOT NULL)
     RETURNING j.*
 ),
 moved AS (
     INSERT INTO /* TEMPLATE: schema */jobs_finished
         (id, kind, queue, priority, args, state, attempt, max_attempts, run_at, timeout_ms,
          unique_key, worker_id, rescues, errors, created_at, started_at, finished_at)
-    SELECT id, kind, queue, priority, args, 'failed', attempt, max_attempts, run_at, timeout_ms,
-           unique_key, worker_id, rescues + 1,
-           errors || jsonb_build_array(jsonb_build_object(
+    SELECT id, kind, queue, priority, args,
+           CASE WHEN cancel_request IS NOT NULL THEN 'cancelled' ELSE 'failed' END,
+           attempt, max_attempts, run_at, timeout_ms, unique_key, worker_id, rescues + 1,
+           CASE WHEN cancel_request IS NOT NULL
+                THEN errors || /* TEMPLATE: schema */cancel_entry(cancel_request, attempt)
+                ELSE errors || jsonb_build_array(jsonb_build_object(
                'attempt', attempt, 'at', now(), 'cause', 'rescue',
                'error', format('lease expired %s times (last worker %s): failed as a poison pill',
-                               rescues + 1, coalesce(worker_id, '?')))),
+                               rescues + 1, coalesce(worker_id, '?')))) END,
            created_at, started_at, now()
     FROM poisoned
     RETURNING id, kind
@@ -56,7 +59,7 @@ back AS (
         lease_until = NULL,
         worker_id   = NULL
     FROM expired AS e
-    WHERE j.id = e.id AND j.rescues + 1 < $1::integer
+    WHERE j.id = e.id AND j.rescues + 1 < $1::integer AND j.cancel_request IS NULL
     RETURNING j.id
 )
 SELECT (SELECT count(*) FROM back) AS rescued, (SELECT count(*) FROM moved) AS failed,

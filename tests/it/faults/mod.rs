@@ -24,6 +24,7 @@ mod worker_process;
 mod workers;
 
 mod bad_input;
+mod cancel_running;
 mod chaos;
 mod devdb_signals;
 mod failover;

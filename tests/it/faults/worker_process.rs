@@ -7,8 +7,11 @@
 //! `ledger` table ([`create_ledger`](super::create_ledger)): every run inserts a row when
 //! it starts and sets `finished_at` when it ends, so tests count executions and
 //! completions apart. It prints [`READY`] once listening and shuts down cleanly when its
-//! stdin closes. Its mode: `normal` (2 ms per job), `sleep:MS`, or `poison-abort` (like
-//! `normal`, but a job with `"poison": true` aborts the process).
+//! stdin closes. Its mode: `normal` (2 ms per job), `sleep:MS`, `cancellable:MS` (like
+//! `sleep:MS`, but stops when cancelled, finishing its ledger row then), `fail:MS`
+//! (sleeps, finishes its ledger row, fails: a retry), or `poison-abort` (like `normal`,
+//! but a job with `"poison": true` aborts the process). Cancelled runs are aborted
+//! after 500 ms.
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -50,6 +53,11 @@ struct FaultJob {
 enum Mode {
     Sleep(u64),
     PoisonAbort,
+    /// Sleeps, but stops as soon as the run is cancelled (the ledger row is finished
+    /// then, at the moment the handler noticed).
+    Cancellable(u64),
+    /// Sleeps, then fails (a retry).
+    Fail(u64),
 }
 
 /// Who this process is, for the ledger.
@@ -76,16 +84,30 @@ impl Job for FaultJob {
             &[&ctx.id(), &ctx.attempt(), &ctx.lease_token(), p],
         )
         .await?;
+        let finish = format!(
+            "UPDATE {} SET finished_at = clock_timestamp() WHERE job_id = $1 AND lease_token = $2",
+            me.ledger
+        );
         match me.mode {
             Mode::PoisonAbort if self.poison => std::process::abort(),
             Mode::PoisonAbort => tokio::time::sleep(Duration::from_millis(2)).await,
             Mode::Sleep(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Mode::Fail(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                ledger(&ctx, &finish, &[&ctx.id(), &ctx.lease_token()]).await?;
+                return Err(JobError::retry("fails on purpose"));
+            }
+            Mode::Cancellable(ms) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                    _ = ctx.cancelled() => {
+                        ledger(&ctx, &finish, &[&ctx.id(), &ctx.lease_token()]).await?;
+                        return Err(JobError::cancel("noticed the cancel"));
+                    }
+                }
+            }
         }
-        let sql = format!(
-            "UPDATE {} SET finished_at = clock_timestamp() WHERE job_id = $1 AND lease_token = $2",
-            me.ledger
-        );
-        ledger(&ctx, &sql, &[&ctx.id(), &ctx.lease_token()]).await
+        ledger(&ctx, &finish, &[&ctx.id(), &ctx.lease_token()]).await
     }
 }
 
@@ -118,12 +140,18 @@ fn run(spec: WorkerSpec) {
     let mode = match spec.mode.as_str() {
         "normal" => Mode::Sleep(2),
         "poison-abort" => Mode::PoisonAbort,
-        other => Mode::Sleep(
-            other
-                .strip_prefix("sleep:")
-                .and_then(|ms| ms.parse().ok())
-                .unwrap_or_else(|| panic!("unknown worker mode {other:?}")),
-        ),
+        other => {
+            let (name, ms) = other
+                .split_once(':')
+                .and_then(|(n, ms)| Some((n, ms.parse().ok()?)))
+                .unwrap_or_else(|| panic!("unknown worker mode {other:?}"));
+            match name {
+                "sleep" => Mode::Sleep(ms),
+                "cancellable" => Mode::Cancellable(ms),
+                "fail" => Mode::Fail(ms),
+                _ => panic!("unknown worker mode {other:?}"),
+            }
+        }
     };
     let lease = Duration::from_millis(spec.lease_ms);
     let poll = Duration::from_millis(spec.poll_ms);
@@ -143,6 +171,7 @@ fn run(spec: WorkerSpec) {
             .call_timeout(lease / 2)
             .maintenance_interval(lease / 4)
             .max_rescues(spec.max_rescues)
+            .cancel_grace(Duration::from_millis(500))
             .poll_interval(poll)
             .poll_interval_without_listener(poll / 2)
             .listener_health_interval(Duration::from_secs(1))

@@ -85,7 +85,7 @@ pub struct WorkerSpec {
     pub lease_ms: u64,
     pub poll_ms: u64,
     pub concurrency: u32,
-    /// `normal`, `sleep:MS` or `poison-abort`.
+    /// `normal`, `sleep:MS`, `cancellable:MS`, `fail:MS` or `poison-abort`.
     pub mode: String,
     pub max_rescues: i32,
 }
