@@ -264,7 +264,7 @@ pub(crate) async fn detail(ctx: &Ctx, id: &str) -> HttpResponse {
 <input type=\"hidden\" name=\"back\" value=\"job\">", ctx.csrf_field());
         let can = |op: &str| match op {
             "retry" => matches!(j.state.as_str(), "failed" | "cancelled"),
-            "cancel" => matches!(j.state.as_str(), "available" | "scheduled"),
+            "cancel" => matches!(j.state.as_str(), "available" | "scheduled" | "running"),
             "delete" => matches!(j.state.as_str(), "completed" | "failed" | "cancelled"),
             _ => j.state == "scheduled",
         };

@@ -846,3 +846,49 @@ async fn schedules_are_listed_and_run_now_enqueues_one_job() {
     engine.shutdown().await.unwrap();
     db.cleanup().await;
 }
+
+#[actix_rt::test]
+async fn cancel_reaches_a_running_job() {
+    let db = TestDb::new().await;
+    let engine = db
+        .engine()
+        .cancel_grace(Duration::from_millis(200))
+        .register::<Probe>()
+        .start()
+        .await
+        .unwrap();
+    let id = engine
+        .enqueue(pglane::Enqueue::new(Probe::behave(
+            "long",
+            Behave::SleepMs(60_000),
+        )))
+        .await
+        .unwrap();
+    db.wait_count("state = 'running'", 1, Duration::from_secs(10))
+        .await;
+    let mut c = client(Dashboard::for_engine(&engine)).await;
+    c.get(&format!("/jobs/{id}")).await;
+    let id_s = id.to_string();
+    let a = c
+        .post(
+            "/jobs/action",
+            &[
+                ("do", "cancel.selected"),
+                ("id", &id_s),
+                ("confirm", "1"),
+                ("back", "job"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    db.wait_count("state = 'cancelled'", 1, Duration::from_secs(15))
+        .await;
+    let page = c.get(&format!("/jobs/{id}")).await;
+    assert!(
+        page.body.contains("cancelled by dashboard"),
+        "{}",
+        page.body
+    );
+    engine.shutdown().await.unwrap();
+    db.cleanup().await;
+}
