@@ -232,10 +232,12 @@ async fn fill(c: &tokio_postgres::Client, s: &str, finished: i64, waiting: i64) 
         &[&(finished + waiting + 1)],
     )
     .await?;
-    c.batch_execute(&format!(
-        "VACUUM ANALYZE \"{s}\".jobs; VACUUM ANALYZE \"{s}\".jobs_finished"
-    ))
-    .await?;
+    // One statement per call: VACUUM cannot run inside the implicit transaction of a
+    // multi-statement string.
+    for table in ["jobs", "jobs_finished"] {
+        c.batch_execute(&format!("VACUUM ANALYZE \"{s}\".{table}"))
+            .await?;
+    }
     eprintln!("filled in {:.0?}", t.elapsed());
     Ok(())
 }

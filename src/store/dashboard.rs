@@ -434,3 +434,11 @@ pub(crate) async fn run_schedule_now<C: GenericClient>(
         None => Ok(None),
     }
 }
+
+/// Turns the current transaction's settings to the overview's (`SET LOCAL`).
+pub(crate) async fn overview_settings<C: GenericClient>(client: &C) -> Result<()> {
+    client
+        .query(include_str!("sql/dash_overview_settings.sql"), &[])
+        .await?;
+    Ok(())
+}
