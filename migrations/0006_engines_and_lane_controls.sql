@@ -35,3 +35,10 @@ CREATE TABLE IF NOT EXISTS /* TEMPLATE: schema */lane_controls (
     updated_by   text,
     PRIMARY KEY (queue, lane)
 );
+
+-- The dashboard finds finished jobs by unique key ("was order 42 sent?"): without this
+-- index that look-up reads the whole history. Partial, so jobs without a key cost
+-- nothing. (On a large existing history the build takes a while and holds off writes to
+-- jobs_finished meanwhile: run the migration as a separate deployment step.)
+CREATE INDEX IF NOT EXISTS jobs_finished_unique_key_idx
+    ON /* TEMPLATE: schema */jobs_finished (unique_key) WHERE unique_key IS NOT NULL;

@@ -28,6 +28,7 @@ pub(crate) async fn post(ctx: &Ctx, path: &str, form: &[(String, String)]) -> Ht
         "/jobs/action" => job_action(ctx, form).await,
         "/enqueue" => enqueue(ctx, form).await,
         "/lanes/control" => super::lanes::control(ctx, form).await,
+        "/schedules/run" => super::schedules::run_now(ctx, form).await,
         _ => ctx.error(StatusCode::NOT_FOUND, "no such action"),
     }
 }
@@ -50,7 +51,7 @@ fn bulk(op: &str) -> Option<(BulkAction, &'static str, &'static str)> {
 fn applies_to(a: BulkAction) -> &'static str {
     match a {
         BulkAction::Retry => "failed and cancelled jobs run again with fresh attempts",
-        BulkAction::Cancel => "jobs not started yet are cancelled; running jobs are left to finish",
+        BulkAction::Cancel => "jobs not started yet are cancelled; running ones are asked to stop, in whatever process they run, and end cancelled",
         BulkAction::Delete => "finished jobs are deleted for good; live jobs are left alone",
         BulkAction::RunNow => "scheduled jobs become due now",
     }

@@ -43,14 +43,22 @@ pub(crate) fn last_hour(title: &str, series: &[Series<'_>], now: f64, unit: &str
             continue;
         }
         let mut pts = String::new();
+        let mut dots = String::new();
         for (t, v) in &s.points {
             let _ = write!(pts, "{:.1},{:.1} ", x(*t), y(*v));
+            // A dot per minute too: a lone minute has no line to draw.
+            let _ = write!(
+                dots,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\"/>",
+                x(*t),
+                y(*v)
+            );
         }
         let _ = write!(
             svg,
-            "<polyline class=\"{}\" points=\"{}\"/>",
-            esc(s.class),
-            pts.trim_end()
+            "<polyline class=\"{c}\" points=\"{}\"/><g class=\"dots {c}\">{dots}</g>",
+            pts.trim_end(),
+            c = esc(s.class)
         );
     }
     svg.push_str("</svg><p class=\"legend\">");

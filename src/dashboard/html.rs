@@ -137,6 +137,7 @@ pub(crate) fn page(f: &Frame<'_>, body: &str) -> String {
         ("overview", "Overview", String::from("/")),
         ("jobs", "Jobs", "/jobs".into()),
         ("lanes", "Lanes", "/lanes".into()),
+        ("schedules", "Schedules", "/schedules".into()),
     ];
     if !f.read_only {
         entries.push(("enqueue", "Enqueue", "/enqueue".into()));

@@ -167,7 +167,11 @@ fn filter_form(ctx: &Ctx, f: &Filter) -> String {
     let mut states = String::from("<option value=\"\">any</option>");
     for s in JobState::ALL {
         let sel = if f.state == Some(s) { " selected" } else { "" };
-        let _ = write!(states, "<option{sel}>{}</option>", s.as_str());
+        let _ = write!(
+            states,
+            "<option value=\"{0}\"{sel}>{0}</option>",
+            s.as_str()
+        );
     }
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
     let n = |o: Option<i16>| o.map(|p| p.to_string()).unwrap_or_default();
@@ -260,7 +264,7 @@ pub(crate) async fn detail(ctx: &Ctx, id: &str) -> HttpResponse {
 <input type=\"hidden\" name=\"back\" value=\"job\">", ctx.csrf_field());
         let can = |op: &str| match op {
             "retry" => matches!(j.state.as_str(), "failed" | "cancelled"),
-            "cancel" => matches!(j.state.as_str(), "available" | "scheduled"),
+            "cancel" => matches!(j.state.as_str(), "available" | "scheduled" | "running"),
             "delete" => matches!(j.state.as_str(), "completed" | "failed" | "cancelled"),
             _ => j.state == "scheduled",
         };

@@ -117,7 +117,7 @@ pub(crate) async fn page(ctx: &Ctx) -> HttpResponse {
                 w = esc(worker),
                 s = l.slots,
                 r = l.running,
-                st = if l.paused { "<span class=\"state s-cancelled\">paused</span>" } else { "<span class=\"state s-running\">active</span>" },
+                st = if l.paused { "<span class=\"state s-cancelled\">paused</span>" } else { "<span class=\"state s-completed\">active</span>" },
             );
         }
         out.push_str("</tbody></table></section>");

@@ -41,6 +41,7 @@ mod jobs;
 mod lanes;
 mod overview;
 mod pages;
+mod schedules;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;

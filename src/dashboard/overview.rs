@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Deserialize;
-use tokio_postgres::Client;
+use tokio_postgres::Transaction;
 
 use super::chart::{self, Series};
 use super::html::{dur, esc, num, time_cell, url};
@@ -54,12 +54,25 @@ struct LaneView {
 }
 
 pub(crate) async fn page(ctx: &Ctx) -> HttpResponse {
-    let conn = match ctx.conn().await {
+    let mut conn = match ctx.conn().await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let started = Instant::now();
-    match build(ctx, &conn, started).await {
+    // One read-only transaction: a consistent picture, and settings local to it.
+    let built = async {
+        let tx = conn
+            .client_mut()
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .await?;
+        db::overview_settings(&tx).await?;
+        let body = build(ctx, &tx, started).await?;
+        tx.commit().await?;
+        Ok::<_, crate::Error>(body)
+    };
+    match built.await {
         Ok(body) => ctx.html("Overview", "overview", &body),
         Err(e) => ctx.error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -68,7 +81,7 @@ pub(crate) async fn page(ctx: &Ctx) -> HttpResponse {
     }
 }
 
-async fn build(ctx: &Ctx, c: &Client, started: Instant) -> Result<String> {
+async fn build(ctx: &Ctx, c: &Transaction<'_>, started: Instant) -> Result<String> {
     let schema = ctx.schema();
     let now = SystemTime::now();
     let engines = db::engines(c, schema).await?;
@@ -134,7 +147,7 @@ async fn build(ctx: &Ctx, c: &Client, started: Instant) -> Result<String> {
                 None => "—".into(),
             };
             let state = match v.paused_on {
-                0 => "<span class=\"state s-running\">active</span>".to_string(),
+                0 => "<span class=\"state s-completed\">active</span>".to_string(),
                 n if n == v.engines => {
                     "<span class=\"state s-cancelled\">paused</span>".to_string()
                 }
@@ -273,7 +286,7 @@ async fn build(ctx: &Ctx, c: &Client, started: Instant) -> Result<String> {
 
 /// Jobs per queue and state: counted when the tables are small, estimated from table
 /// statistics (and labelled so) when counting would scan millions of rows.
-async fn queue_table(ctx: &Ctx, c: &Client, schema: &str) -> Result<String> {
+async fn queue_table(ctx: &Ctx, c: &Transaction<'_>, schema: &str) -> Result<String> {
     let sizes = db::table_sizes(c, schema).await?;
     let b = esc(&ctx.base);
     let mut out = String::from("<section><h2>Jobs by queue and state</h2>");

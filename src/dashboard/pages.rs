@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
 use super::html::esc;
-use super::{jobs, lanes, overview, Ctx};
+use super::{jobs, lanes, overview, schedules, Ctx};
 
 /// The page at `path` (the part after the mount, without a trailing slash).
 pub(crate) async fn get(ctx: &Ctx, path: &str) -> HttpResponse {
@@ -12,6 +12,7 @@ pub(crate) async fn get(ctx: &Ctx, path: &str) -> HttpResponse {
         "" => overview::page(ctx).await,
         "/jobs" => jobs::list(ctx).await,
         "/lanes" => lanes::page(ctx).await,
+        "/schedules" => schedules::page(ctx).await,
         "/enqueue" if ctx.can_act() => {
             ctx.html("Enqueue a job", "enqueue", &enqueue_form(ctx, None))
         }

@@ -199,14 +199,31 @@ pub(crate) async fn apply<C: GenericClient>(
     };
     let sql = render(file, schema, channel);
     let ids = ids.to_vec();
-    let changed = match client.query(&sql, &[&ids]).await {
+    let by = "dashboard";
+    let run = |ids: Vec<i64>| {
+        let sql = &sql;
+        async move {
+            if action == BulkAction::Cancel {
+                client.query(sql.as_str(), &[&ids, &by]).await
+            } else {
+                client.query(sql.as_str(), &[&ids]).await
+            }
+        }
+    };
+    let changed = match run(ids.clone()).await {
         Ok(rows) => rows.len() as u64,
-        // A live unique key held by one of the jobs fails the whole batch: retry the
-        // rest one by one, so that one job does not block the others.
-        Err(e) if action == BulkAction::Retry && e.code().map(|c| c.code()) == Some("23505") => {
+        // One job can fail the whole batch: a live unique key held by a job to retry, a
+        // job to cancel that finished meanwhile. Go one by one, so it does not block the
+        // others.
+        Err(e)
+            if matches!(
+                (action, e.code().map(|c| c.code())),
+                (BulkAction::Retry, Some("23505")) | (BulkAction::Cancel, Some("55000" | "P0002"))
+            ) =>
+        {
             let mut n = 0;
             for id in &ids {
-                if let Ok(rows) = client.query(&sql, &[&vec![*id]]).await {
+                if let Ok(rows) = run(vec![*id]).await {
                     n += rows.len() as u64;
                 }
             }
@@ -411,4 +428,25 @@ pub(crate) async fn set_lane_control<C: GenericClient>(
         .query_one(&sql, &[&queue, &lane, &paused, &concurrency, &by])
         .await?;
     Ok(row.try_get(0)?)
+}
+
+/// Enqueues schedule `name`'s job now; `None` if there is no such schedule.
+pub(crate) async fn run_schedule_now<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    name: &str,
+) -> Result<Option<i64>> {
+    let sql = render(include_str!("sql/dash_schedule_run_now.sql"), schema, "");
+    match client.query(&sql, &[&name]).await?.first() {
+        Some(r) => Ok(Some(r.try_get(0)?)),
+        None => Ok(None),
+    }
+}
+
+/// Turns the current transaction's settings to the overview's (`SET LOCAL`).
+pub(crate) async fn overview_settings<C: GenericClient>(client: &C) -> Result<()> {
+    client
+        .query(include_str!("sql/dash_overview_settings.sql"), &[])
+        .await?;
+    Ok(())
 }

@@ -807,3 +807,88 @@ async fn lane_controls_reach_a_running_engine_and_show_as_applied() {
     .await;
     db.cleanup().await;
 }
+
+#[actix_rt::test]
+async fn schedules_are_listed_and_run_now_enqueues_one_job() {
+    let db = TestDb::new().await;
+    let engine = db
+        .engine()
+        .schedule(
+            pglane::Schedule::new("nightly_report", "0 3 * * *")
+                .job(pglane::Enqueue::new(Probe::new("nightly")).priority(7)),
+        )
+        .register::<Probe>()
+        .start()
+        .await
+        .unwrap();
+    wait_for("the schedule stored", Duration::from_secs(10), || async {
+        db.query("SELECT count(*) FROM {schema}.schedules").await[0].get::<_, i64>(0) == 1
+    })
+    .await;
+    let mut c = client(Dashboard::for_engine(&engine)).await;
+    let page = c.get("/schedules").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("data-schedule=\"nightly_report\"") && page.body.contains("0 3 * * *"),
+        "{}",
+        page.body
+    );
+    let a = c
+        .post("/schedules/run", &[("name", "nightly_report")])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(db.count("kind = 'probe' AND priority = 7").await, 1);
+    assert_eq!(
+        c.post("/schedules/run", &[("name", "nope")]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(db.count("true").await, 1, "nothing else enqueued");
+    engine.shutdown().await.unwrap();
+    db.cleanup().await;
+}
+
+#[actix_rt::test]
+async fn cancel_reaches_a_running_job() {
+    let db = TestDb::new().await;
+    let engine = db
+        .engine()
+        .cancel_grace(Duration::from_millis(200))
+        .register::<Probe>()
+        .start()
+        .await
+        .unwrap();
+    let id = engine
+        .enqueue(pglane::Enqueue::new(Probe::behave(
+            "long",
+            Behave::SleepMs(60_000),
+        )))
+        .await
+        .unwrap();
+    db.wait_count("state = 'running'", 1, Duration::from_secs(10))
+        .await;
+    let mut c = client(Dashboard::for_engine(&engine)).await;
+    c.get(&format!("/jobs/{id}")).await;
+    let id_s = id.to_string();
+    let a = c
+        .post(
+            "/jobs/action",
+            &[
+                ("do", "cancel.selected"),
+                ("id", &id_s),
+                ("confirm", "1"),
+                ("back", "job"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    db.wait_count("state = 'cancelled'", 1, Duration::from_secs(15))
+        .await;
+    let page = c.get(&format!("/jobs/{id}")).await;
+    assert!(
+        page.body.contains("cancelled by dashboard"),
+        "{}",
+        page.body
+    );
+    engine.shutdown().await.unwrap();
+    db.cleanup().await;
+}

@@ -8,6 +8,7 @@ mod support;
 mod admin;
 mod aging;
 mod bad_input;
+mod browser;
 mod cli;
 mod concurrency;
 mod connection_limit;

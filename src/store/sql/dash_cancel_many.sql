@@ -1,15 +1,10 @@
--- Cancels the jobs of $1 that have not started (the dashboard's bulk cancel): moves them
--- to jobs_finished as `cancelled`, like cancel.sql for one job. Running ones are left to
--- their handlers.
-WITH gone AS (
-    DELETE FROM /* TEMPLATE: schema */jobs
-    WHERE id = ANY($1::bigint[]) AND state = 'available'
-    RETURNING *
-)
-INSERT INTO /* TEMPLATE: schema */jobs_finished
-    (id, kind, queue, priority, args, state, attempt, max_attempts, run_at, timeout_ms,
-     unique_key, worker_id, rescues, errors, created_at, started_at, finished_at)
-SELECT id, kind, queue, priority, args, 'cancelled', attempt, max_attempts, run_at, timeout_ms,
-       unique_key, worker_id, rescues, errors, created_at, started_at, now()
-FROM gone
-RETURNING id
+-- Cancels the live jobs of $1 (the dashboard's bulk cancel) through the schema's
+-- cancel() function, exactly as every other door cancels: a job not started moves to
+-- jobs_finished as `cancelled`, a running one gets a durable cancel request and its
+-- worker a notification. Returns one row per job, with what happened ('cancelled' or
+-- 'requested'). A job that finishes meanwhile makes cancel() raise: the caller then
+-- goes one job at a time.
+SELECT j.id, /* TEMPLATE: schema */cancel(j.id, reason => NULL, requested_by => $2::text)
+FROM /* TEMPLATE: schema */jobs j
+WHERE j.id = ANY($1::bigint[])
+ORDER BY j.id

@@ -1,18 +1,21 @@
 -- The dashboard's job list, most urgent first: live jobs only (finished ones have no
 -- urgency), in the claim's order `priority, run_at, id`, one page after the keyset
--- cursor ($9, $10, $11) — the last row shown — never OFFSET. With the state filter
--- `available` this walks the claim index.
+-- cursor ($9, $10, $11) — the last row shown — never OFFSET. The state filter is written
+-- on the stored columns, so that `available` walks the claim index.
 SELECT id, kind, queue, priority, state, attempt, max_attempts, run_at, created_at,
        finished_at, last_error
 FROM (
     SELECT id, kind, queue, priority,
            CASE WHEN state = 'available' AND run_at > now() THEN 'scheduled' ELSE state END AS state,
            attempt, max_attempts, run_at, created_at, NULL::timestamptz AS finished_at,
-           errors -> -1 ->> 'error' AS last_error, args, unique_key, state AS raw_state
+           errors -> -1 ->> 'error' AS last_error, args, unique_key
     FROM /* TEMPLATE: schema */jobs
+    WHERE CASE $1::text WHEN 'available' THEN state = 'available' AND run_at <= now()
+                        WHEN 'scheduled' THEN state = 'available' AND run_at > now()
+                        WHEN 'running' THEN state = 'running'
+                        ELSE $1::text IS NULL END
 ) AS j
-WHERE ($1::text IS NULL OR state = $1::text)
-  AND ($2::text IS NULL OR kind = $2::text)
+WHERE ($2::text IS NULL OR kind = $2::text)
   AND ($3::text IS NULL OR queue = $3::text)
   AND ($4::int IS NULL OR priority >= $4::int)
   AND ($5::int IS NULL OR priority <= $5::int)
