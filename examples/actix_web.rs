@@ -1,11 +1,12 @@
 //! pglane inside an actix-web app: handlers enqueue by messaging the supervisor actor.
 //!
 //! Run it with `cargo run --example actix_web` (listens on 127.0.0.1:8080; set `BIND` to
-//! change it), then:
+//! change it), open the dashboard at the printed URL (`/admin/jobs`), then:
 //!
 //! ```text
 //! curl -X POST 'http://127.0.0.1:8080/signup?email=ada@example.com'
 //! curl http://127.0.0.1:8080/stats
+//! curl http://127.0.0.1:8080/metrics     # Prometheus text (feature `prometheus`)
 //! ```
 //!
 //! Ctrl-C stops the server, then the engine (running jobs get to finish).
@@ -94,6 +95,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
+    // Metrics go through the `metrics` facade; this recorder serves them at /metrics.
+    let metrics = web::Data::new(pglane::prometheus::install()?);
     // A throwaway PostgreSQL if needed (`pglane::devdb`, feature `test-util`, is on for
     // pglane's own examples); an application reads its database URL from its config.
     let (url, _server) = pglane::devdb::database_url().await?;
@@ -107,13 +110,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     let supervisor = web::Data::new(engine.supervisor());
+    // The operators' dashboard (feature `dashboard`); mount it behind your own auth.
+    let dashboard = pglane::dashboard::Dashboard::for_engine(&engine);
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
-    println!("listening on http://{bind}");
+    println!("listening on http://{bind}; dashboard at http://{bind}/admin/jobs");
     HttpServer::new(move || {
         App::new()
             .app_data(supervisor.clone())
+            .app_data(metrics.clone())
             .service(signup)
             .service(stats)
+            .route("/metrics", web::get().to(pglane::prometheus::handler))
+            .service(dashboard.clone().scope("/admin/jobs"))
     })
     .bind(&bind)?
     .run()

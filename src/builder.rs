@@ -181,6 +181,9 @@ impl EngineBuilder {
     }
 
     /// How long completed jobs stay in `jobs_finished`. Defaults to 24 h.
+    /// `Duration::ZERO` keeps no history of completed jobs: they are deleted by the
+    /// statement that completes them, without the copy to `jobs_finished` and the
+    /// later prune (failed and cancelled jobs are still kept for `failed_retention`).
     pub fn completed_retention(mut self, d: Duration) -> Self {
         self.settings.completed_retention = d;
         self
@@ -192,9 +195,25 @@ impl EngineBuilder {
         self
     }
 
+    /// How often the engine records its heartbeat (its lanes, for the dashboard) and
+    /// applies lane controls set in the database (pause, resume, concurrency from the
+    /// dashboard). An engine silent for three intervals is shown as gone. Defaults to 2 s.
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.settings.heartbeat_interval = d;
+        self
+    }
+
     /// How often the listener's connection is health-checked. Defaults to 5 s.
     pub fn listener_health_interval(mut self, d: Duration) -> Self {
         self.settings.listener_health_interval = d;
+        self
+    }
+
+    /// How often the lane and engine gauges (`pglane_lane_*`, `pglane_listener_connected`,
+    /// `pglane_database_available`) are refreshed, from the figures of
+    /// [`Engine::stats`](crate::Engine::stats) (one small query). Defaults to 5 s.
+    pub fn metrics_interval(mut self, d: Duration) -> Self {
+        self.settings.metrics_interval = d;
         self
     }
 
@@ -332,14 +351,10 @@ impl EngineBuilder {
         // starts, polls, and verifies the schema once the database is back, like after
         // any outage. A database that answers with the wrong schema version is a
         // deployment error and fails now.
-        let schema_verified = match store.schema_version().await {
-            Ok(SCHEMA_VERSION) => true,
-            Ok(found) => {
-                return Err(Error::NotMigrated {
-                    schema: settings.schema.clone(),
-                    found,
-                    expected: SCHEMA_VERSION,
-                })
+        let schema_verified = match store.schema_fit().await {
+            Ok(fit) => {
+                fit.into_result(&settings.schema, SCHEMA_VERSION)?;
+                true
             }
             Err(e) if e.is_topology_change() || e.is_resource_exhaustion() => {
                 tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");

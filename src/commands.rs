@@ -88,6 +88,12 @@ impl<J: Job> Enqueue<J> {
         self
     }
 
+    /// See [`JobOptions::traceparent`].
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.options = self.options.traceparent(traceparent);
+        self
+    }
+
     /// See [`JobOptions::timeout`].
     pub fn timeout(mut self, t: Duration) -> Self {
         self.options = self.options.timeout(t);

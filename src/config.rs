@@ -68,11 +68,13 @@ pub(crate) struct Settings {
     pub(crate) completed_retention: Duration,
     pub(crate) failed_retention: Duration,
     pub(crate) listener_health_interval: Duration,
+    pub(crate) metrics_interval: Duration,
     pub(crate) handler_threads: usize,
     pub(crate) max_stuck_threads: usize,
     pub(crate) worker_id: Option<String>,
     pub(crate) allow_priority_gaps: bool,
     pub(crate) skip_notify_when_backlogged: bool,
+    pub(crate) heartbeat_interval: Duration,
 }
 
 impl Default for Settings {
@@ -100,6 +102,7 @@ impl Default for Settings {
             completed_retention: Duration::from_secs(24 * 3600),
             failed_retention: Duration::from_secs(7 * 24 * 3600),
             listener_health_interval: Duration::from_secs(5),
+            metrics_interval: Duration::from_secs(5),
             handler_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
@@ -108,6 +111,7 @@ impl Default for Settings {
             worker_id: None,
             allow_priority_gaps: false,
             skip_notify_when_backlogged: true,
+            heartbeat_interval: Duration::from_secs(2),
         }
     }
 }
@@ -133,6 +137,8 @@ impl Settings {
             ("connect_timeout", self.connect_timeout),
             ("maintenance_interval", self.maintenance_interval),
             ("listener_health_interval", self.listener_health_interval),
+            ("metrics_interval", self.metrics_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
         ];
         for (name, d) in positive {
             if d.is_zero() {

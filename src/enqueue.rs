@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::validate;
+use crate::trace_context::TraceParent;
+use crate::validate::{self, Rejection};
 
 /// Priority used when none is given (lower is more urgent).
 pub const DEFAULT_PRIORITY: i16 = 100;
@@ -24,6 +25,7 @@ pub struct JobOptions {
     queue: Option<String>,
     unique_key: Option<String>,
     timeout: Option<Duration>,
+    traceparent: Option<String>,
 }
 
 impl JobOptions {
@@ -83,6 +85,15 @@ impl JobOptions {
         self
     }
 
+    /// The W3C trace context to store with the job (`00-<trace id>-<span id>-<flags>`),
+    /// for the run's span to link to. Defaults to the enqueuing context: inside a
+    /// handler, [`JobContext::enqueue`](crate::JobContext::enqueue) continues the running
+    /// job's trace; elsewhere a new trace is started when the enqueue span is recorded.
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self
+    }
+
     /// Validates the options and serializes `args` into the row to insert, for a job of
     /// kind `kind` whose kind defaults are `max_attempts` and `timeout`.
     pub(crate) fn into_new_job<T: Serialize>(
@@ -113,6 +124,17 @@ impl JobOptions {
         if let Some(key) = &self.unique_key {
             validate::unique_key(key)?;
         }
+        if let Some(tp) = &self.traceparent {
+            if TraceParent::parse(tp).is_none() {
+                return Err(Rejection::InvalidName {
+                    what: "traceparent",
+                    name: tp.clone(),
+                    reason: "not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, lower case, \
+                             ids not all zero)",
+                }
+                .into());
+            }
+        }
         Ok(NewJob {
             kind: kind.to_string(),
             queue,
@@ -127,6 +149,7 @@ impl JobOptions {
             },
             timeout_ms,
             unique_key: self.unique_key,
+            traceparent: self.traceparent,
         })
     }
 }
@@ -150,6 +173,8 @@ pub(crate) struct NewJob {
     pub(crate) delay_s: Option<f64>,
     pub(crate) timeout_ms: Option<i32>,
     pub(crate) unique_key: Option<String>,
+    /// The W3C trace context stored in `metadata` (see `trace_context`).
+    pub(crate) traceparent: Option<String>,
 }
 
 /// The priority to wake workers with after inserting `jobs`: the most urgent of those

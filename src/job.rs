@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::outcome::{FailureCause, RunResult};
 use crate::store::Pool;
+use crate::trace_context::TraceParent;
 
 /// A kind of background work. Its fields are the job's args, stored as `jsonb`.
 ///
@@ -153,6 +154,9 @@ pub struct JobContext {
     pub(crate) data: Arc<DataMap>,
     /// The engine's enqueue, for jobs that enqueue jobs.
     pub(crate) ops: Arc<crate::ops::Ops>,
+    pub(crate) queue: Arc<str>,
+    /// The trace context the job was enqueued under.
+    pub(crate) traceparent: Option<Arc<str>>,
     /// Becomes true when a user asks to cancel this run.
     pub(crate) cancel: tokio::sync::watch::Receiver<bool>,
 }
@@ -202,8 +206,32 @@ impl JobContext {
     /// Enqueues a job from inside a handler, through the engine running this one (same
     /// schema, same validation and wake-up as [`Engine::enqueue`](crate::Engine::enqueue)).
     /// Returns its id.
+    ///
+    /// The new job continues this job's trace: unless it was given a
+    /// [`traceparent`](crate::Enqueue::traceparent), it gets this job's trace id (see
+    /// [`traceparent`](Self::traceparent)).
     pub async fn enqueue<J: Job>(&self, job: crate::Enqueue<J>) -> crate::Result<i64> {
-        self.ops.enqueue(job.validate()?).await
+        let mut job = job.validate()?;
+        if job.traceparent.is_none() {
+            job.traceparent = self
+                .traceparent
+                .as_deref()
+                .and_then(TraceParent::parse)
+                .map(|tp| tp.child().to_string());
+        }
+        self.ops.enqueue(job).await
+    }
+
+    /// The queue the job is in.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The W3C trace context (`traceparent`) the job was enqueued under, if any: the
+    /// run's span links to it, and a handler can pass it on (an HTTP header to the
+    /// service it calls). Stored with the job, so it survives retries and restarts.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
     }
 
     /// Enqueues a [`Flow`](crate::Flow) from inside a handler, like

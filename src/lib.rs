@@ -83,6 +83,8 @@ mod cancel;
 mod commands;
 mod config;
 mod connect;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "test-util")]
 pub mod devdb;
 mod dispatch;
@@ -95,13 +97,17 @@ mod lane;
 mod migrate;
 mod ops;
 mod outcome;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod schedule;
+mod schema_fit;
 mod sqlstate;
 mod stats;
 mod store;
 mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod trace_context;
 pub mod validate;
 
 pub use actor::supervisor::JobSupervisor;
@@ -119,7 +125,7 @@ pub use error::{Error, Result};
 pub use flow::{Flow, FlowJob, MAX_FLOW_JOBS};
 pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
-pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
+pub use migrate::{channel_for, migrate, migrate_with, migration_sql, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
 pub use schedule::{Missed, Schedule, ScheduleStats, DEFAULT_GRACE};
 pub use stats::{

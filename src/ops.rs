@@ -5,12 +5,15 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::cancel::CancelOutcome;
 use crate::enqueue::{wake_hint, NewJob};
 use crate::error::Result;
 use crate::flow::Flow;
 use crate::lane::NotifyGate;
 use crate::store::Store;
+use crate::telemetry::spans::{fill_trace_context, send_span};
 
 /// Wakes this engine's lanes that can take a priority (all if `None`): given by the
 /// supervisor, which sends itself its `WakeLanes` message.
@@ -54,9 +57,17 @@ impl Ops {
     /// Inserts one validated job (NOTIFY unless the gate says its lane is backlogged)
     /// and wakes this engine's lanes if it is due now. Returns its id, or the live job's
     /// id for a taken unique key.
-    pub(crate) async fn enqueue(&self, job: NewJob) -> Result<i64> {
+    pub(crate) async fn enqueue(&self, mut job: NewJob) -> Result<i64> {
+        let span = send_span(&job.queue, &job.kind, 1);
+        fill_trace_context(&span, std::slice::from_mut(&mut job));
         let notify = self.gate.needs_notify_for(std::slice::from_ref(&job));
-        let id = self.store.enqueue_one(&job, notify).await?;
+        let id = self
+            .store
+            .enqueue_one(&job, notify)
+            .instrument(span.clone())
+            .await?;
+        span.record("messaging.message.id", id);
+        count_enqueued(std::slice::from_ref(&job), 1);
         if let Some(p) = wake_hint(std::slice::from_ref(&job)) {
             self.wake(Some(p));
         }
@@ -64,12 +75,15 @@ impl Ops {
     }
 
     /// Inserts validated jobs in one statement with at most one NOTIFY.
-    pub(crate) async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<i64>> {
-        if jobs.is_empty() {
+    pub(crate) async fn enqueue_many(&self, mut jobs: Vec<NewJob>) -> Result<Vec<i64>> {
+        let Some(first) = jobs.first() else {
             return Ok(Vec::new());
-        }
+        };
+        let span = send_span(&first.queue, &first.kind, jobs.len());
+        fill_trace_context(&span, &mut jobs);
         let notify = self.gate.needs_notify_for(&jobs);
-        let ids = self.store.enqueue(&jobs, notify).await?;
+        let ids = self.store.enqueue(&jobs, notify).instrument(span).await?;
+        count_enqueued(&jobs, ids.len());
         if let Some(p) = wake_hint(&jobs) {
             self.wake(Some(p));
         }
@@ -83,7 +97,14 @@ impl Ops {
         }
         let hint = wake_hint(&jobs);
         let notify_hint = hint.filter(|_| self.gate.needs_notify_for(&jobs));
-        let inserted = self.store.copy_jobs(&jobs, notify_hint).await?;
+        // COPY stores no trace context (the span still shows the batch).
+        let span = send_span(&jobs[0].queue, &jobs[0].kind, jobs.len());
+        let inserted = self
+            .store
+            .copy_jobs(&jobs, notify_hint)
+            .instrument(span)
+            .await?;
+        count_enqueued(&jobs, inserted as usize);
         if let Some(p) = hint {
             self.wake(Some(p));
         }
@@ -95,9 +116,19 @@ impl Ops {
     pub(crate) async fn enqueue_tx<C: tokio_postgres::GenericClient>(
         &self,
         client: &C,
-        job: NewJob,
+        mut job: NewJob,
     ) -> Result<i64> {
-        self.store.enqueue_on(client, &job).await
+        let span = send_span(&job.queue, &job.kind, 1);
+        fill_trace_context(&span, std::slice::from_mut(&mut job));
+        let id = self
+            .store
+            .enqueue_on(client, &job)
+            .instrument(span.clone())
+            .await?;
+        span.record("messaging.message.id", id);
+        // Counted when written, whether or not the caller commits.
+        count_enqueued(std::slice::from_ref(&job), 1);
+        Ok(id)
     }
 
     /// Enqueues a flow on a pooled connection and wakes the lanes; returns the ids in the
@@ -147,4 +178,28 @@ fn in_added_order(ids: Vec<i64>, order: &[usize]) -> Vec<i64> {
         out[order[k]] = id;
     }
     out
+}
+
+/// Counts `inserted` of `jobs` in `pglane_jobs_enqueued_total`, one counter call per run
+/// of jobs sharing a queue and kind (a batch is usually one). When some were skipped
+/// (a live unique key), the inserted count goes to the first job's queue and kind.
+fn count_enqueued(jobs: &[NewJob], inserted: usize) {
+    let Some(first) = jobs.first() else {
+        return;
+    };
+    if inserted != jobs.len() {
+        crate::telemetry::metrics::enqueued(&first.queue, &first.kind, inserted as u64);
+        return;
+    }
+    let mut start = 0;
+    for i in 1..=jobs.len() {
+        let same = i < jobs.len()
+            && jobs[i].queue == jobs[start].queue
+            && jobs[i].kind == jobs[start].kind;
+        if !same {
+            let j = &jobs[start];
+            crate::telemetry::metrics::enqueued(&j.queue, &j.kind, (i - start) as u64);
+            start = i;
+        }
+    }
 }

@@ -116,6 +116,17 @@ pub struct LaneStats {
     pub concurrency: u32,
     /// Jobs running in it now (this process), stuck ones included.
     pub running: u32,
+    /// How many claimed jobs it may hold ready beyond its slots (`Lane::prefetch`).
+    pub prefetch: u32,
+    /// Claimed, leased jobs it holds ready now, waiting for a slot (prefetched).
+    pub prefetched: u32,
+    /// Its latency target (`Lane::target_wait`), if any.
+    pub target_wait: Option<Duration>,
+    /// With a target: the 99th percentile of its last 256 pickup waits.
+    pub wait_p99: Option<Duration>,
+    /// The share of its slots it may fill now: 1.0 unless a more urgent lane's latency
+    /// target throttles it (then down to 1/64, and at least one slot).
+    pub throttle: f64,
     /// Of those, runs past their timeout still blocking their handler thread: each holds
     /// its slot until its blocking call returns (see [`HandlerStats`]).
     pub stuck: u32,

@@ -250,7 +250,12 @@ pub(crate) fn rss_mib() -> (f64, f64) {
 
 /// CPU time this process has used (user + system), from `/proc/self/stat`.
 pub(crate) fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_time_of("/proc/self/stat").unwrap_or_default()
+}
+
+/// CPU time (user + system) of the process whose `stat` file is `path`.
+pub(crate) fn cpu_time_of(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name (which may contain spaces) start at state (3rd).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -262,5 +267,5 @@ pub(crate) fn cpu_time() -> Duration {
     };
     // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state; the clock
     // tick is 100 Hz on every Linux this runs on.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    Some(Duration::from_millis((ticks(11) + ticks(12)) * 10))
 }

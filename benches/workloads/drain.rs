@@ -19,6 +19,10 @@ pub(crate) struct DrainOptions {
     pub(crate) history_expired: bool,
     /// Sample `pg_stat_activity` during the drain (`--sample-activity`).
     pub(crate) sample_activity: bool,
+    /// The lane's prefetch (`--prefetch`).
+    pub(crate) prefetch: u32,
+    /// The engine's `completed_retention`, if not its default (`--completed-retention-s`).
+    pub(crate) completed_retention: Option<Duration>,
 }
 
 pub(crate) async fn w1(url: &str, o: &DrainOptions) -> BoxResult<Vec<String>> {
@@ -54,13 +58,19 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
     eprintln!("w1: draining with concurrency {}", o.concurrency);
     let cpu0 = common::cpu_time();
     let t0 = Instant::now();
-    let engine = Engine::builder(&schema.url)
+    let mut builder = Engine::builder(&schema.url)
         .schema(&schema.name)
-        .lane(Lane::new("default").concurrency(o.concurrency))
+        .lane(
+            Lane::new("default")
+                .concurrency(o.concurrency)
+                .prefetch(o.prefetch),
+        )
         .register::<Probe>()
-        .data(rec.clone())
-        .start()
-        .await?;
+        .data(rec.clone());
+    if let Some(d) = o.completed_retention {
+        builder = builder.completed_retention(d);
+    }
+    let engine = builder.start().await?;
     let rss = sample_rss(Duration::from_millis(20));
     let mut pace = Pace::new();
     let done = wait_paced(schema, &rec, o.jobs, &mut pace).await;
@@ -70,6 +80,7 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
         None => Vec::new(),
     };
     let engine_stats = engine.stats().await?;
+    let backend_cpu = evidence::backend_cpu(&schema.client).await?;
     engine.shutdown().await?;
     let t1 = done?;
     let after = evidence::counters(&schema.client, &schema.name).await?;
@@ -82,6 +93,7 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
             ("workload", Value::from("w1")),
             ("jobs", o.jobs.into()),
             ("concurrency", o.concurrency.into()),
+            ("prefetch", o.prefetch.into()),
             ("wall_s", r(wall, 3)),
             ("jobs_per_s", r(o.jobs as f64 / wall, 0)),
             // Engine start (pools, listener, schema check) until the first job ran: part
@@ -99,8 +111,19 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
             // The engine process's CPU (all threads) per job, to compare with the
             // database's share of the two cores.
             ("engine_cpu_us_per_job", r(cpu * 1e6 / o.jobs as f64, 1)),
+            // The engine's PostgreSQL backends' CPU per job (from /proc; null when the
+            // server runs elsewhere).
+            (
+                "db_backend_cpu_us_per_job",
+                backend_cpu.map_or(Value::Null, |t| r(t.as_secs_f64() * 1e6 / o.jobs as f64, 1)),
+            ),
             ("history", o.history.into()),
             ("history_expired", o.history_expired.into()),
+            (
+                "completed_retention_s",
+                o.completed_retention
+                    .map_or(Value::Null, |d| d.as_secs_f64().into()),
+            ),
             ("rss_peak_mib", r(rss_peak, 1)),
             ("process_hwm_mib", r(hwm, 1)),
         ]

@@ -23,6 +23,11 @@ pub(crate) struct Counters {
     autovacuums: i64,
     dead_rows: i64,
     wal_bytes: f64,
+    /// Rows inserted, updated (of which HOT) and deleted in `jobs` and `jobs_finished`.
+    inserted: i64,
+    updated: i64,
+    hot_updated: i64,
+    deleted: i64,
 }
 
 /// Reads the counters for `schema`'s job table (statistics lag commits by up to a
@@ -37,8 +42,15 @@ pub(crate) async fn counters(client: &Client, schema: &str) -> BoxResult<Counter
                 "SELECT (SELECT (checkpoints_timed + checkpoints_req)::bigint FROM pg_stat_bgwriter),
                         coalesce(vacuum_count, 0), coalesce(autovacuum_count, 0),
                         coalesce(n_dead_tup, 0),
-                        pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8
-                 FROM pg_stat_user_tables WHERE relid = '\"{schema}\".jobs'::regclass"
+                        pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8,
+                        w.ins, w.upd, w.hot, w.del
+                 FROM pg_stat_user_tables,
+                      (SELECT sum(n_tup_ins)::bigint AS ins, sum(n_tup_upd)::bigint AS upd,
+                              sum(n_tup_hot_upd)::bigint AS hot, sum(n_tup_del)::bigint AS del
+                       FROM pg_stat_user_tables
+                       WHERE relid IN ('\"{schema}\".jobs'::regclass,
+                                       '\"{schema}\".jobs_finished'::regclass)) AS w
+                 WHERE relid = '\"{schema}\".jobs'::regclass"
             ),
             &[],
         )
@@ -49,12 +61,34 @@ pub(crate) async fn counters(client: &Client, schema: &str) -> BoxResult<Counter
         autovacuums: row.get(2),
         dead_rows: row.get(3),
         wal_bytes: row.get(4),
+        inserted: row.get(5),
+        updated: row.get(6),
+        hot_updated: row.get(7),
+        deleted: row.get(8),
     })
 }
 
 /// The JSON fields comparing two readings, for `jobs` jobs.
 pub(crate) fn counter_fields(a: Counters, b: Counters, jobs: u64) -> Vec<(&'static str, Value)> {
+    let per_job = |x: i64| r(x as f64 / jobs.max(1) as f64, 2);
+    let updated = b.updated - a.updated;
     vec![
+        // Row versions written per job in the two job tables (the enqueue's insert is
+        // before the first reading, so a drain's rows are claim, outcome and prune).
+        (
+            "rows_written_per_job",
+            per_job(b.inserted - a.inserted + updated + b.deleted - a.deleted),
+        ),
+        ("rows_inserted_per_job", per_job(b.inserted - a.inserted)),
+        ("rows_updated_per_job", per_job(updated)),
+        (
+            "hot_update_share",
+            r(
+                (b.hot_updated - a.hot_updated) as f64 / updated.max(1) as f64,
+                2,
+            ),
+        ),
+        ("rows_deleted_per_job", per_job(b.deleted - a.deleted)),
         ("checkpoints", (b.checkpoints - a.checkpoints).into()),
         ("vacuums_manual", (b.vacuums - a.vacuums).into()),
         ("vacuums_auto", (b.autovacuums - a.autovacuums).into()),
@@ -239,4 +273,25 @@ pub(crate) fn claim_time_fields(stats: &pglane::EngineStats) -> Vec<(&'static st
         ("outcome_p99_ms", ms(o.p99)),
         ("outcome_max_ms", ms(o.max)),
     ]
+}
+
+/// CPU time (user + system) used so far by this process's engine backends: every
+/// connection whose `application_name` is pglane's and ends in this process's id, read
+/// from `/proc/<pid>/stat` (the server must run on this host; `None` if none is
+/// readable). Read before the engine shuts down, while its connections are open.
+pub(crate) async fn backend_cpu(client: &Client) -> BoxResult<Option<Duration>> {
+    let rows = client
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'pglane %:' || $1::text",
+            &[&std::process::id().to_string()],
+        )
+        .await?;
+    let mut total = None;
+    for row in rows {
+        let pid: i32 = row.get(0);
+        if let Some(t) = crate::common::cpu_time_of(&format!("/proc/{pid}/stat")) {
+            total = Some(total.unwrap_or(Duration::ZERO) + t);
+        }
+    }
+    Ok(total)
 }

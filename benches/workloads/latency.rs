@@ -116,14 +116,14 @@ async fn w2_run(schema: &Schema) -> BoxResult<Vec<String>> {
     Ok(out)
 }
 
-pub(crate) async fn w4(url: &str) -> BoxResult<Vec<String>> {
+pub(crate) async fn w4(url: &str, prefetch: u32) -> BoxResult<Vec<String>> {
     let schema = Schema::create(url, "w4").await?;
-    let result = w4_run(&schema).await;
+    let result = w4_run(&schema, prefetch).await;
     schema.drop().await?;
     result
 }
 
-async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
+async fn w4_run(schema: &Schema, prefetch: u32) -> BoxResult<Vec<String>> {
     const LOW_JOBS: u64 = 20_000;
     const HIGH_JOBS: usize = 200;
     const LOW_SLOTS: u32 = 8;
@@ -133,7 +133,8 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
 
     let rec = Recorder::new(HIGH_JOBS, false);
     let t0 = Instant::now();
-    let engine = start(schema, &rec, lanes(LOW_SLOTS, 4)).await?;
+    let [high, low] = lanes(LOW_SLOTS, 4);
+    let engine = start(schema, &rec, [high, low.prefetch(prefetch)]).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     eprintln!("w4: {HIGH_JOBS} high jobs, {INTERVAL_MS} ms apart");
     let mut sent = Vec::with_capacity(HIGH_JOBS);
@@ -169,6 +170,7 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
     let sleep = rec.mean_sleep_ms();
     Ok(vec![line(&[
         ("workload", "w4".into()),
+        ("low_prefetch", prefetch.into()),
         ("high_p50_ms", r(p.p50, 3)),
         ("high_p99_ms", r(p.p99, 3)),
         ("high_max_ms", r(p.max, 3)),
@@ -189,6 +191,10 @@ async fn w4_run(schema: &Schema) -> BoxResult<Vec<String>> {
 
 pub(crate) struct MixedOptions {
     pub(crate) low_concurrency: u32,
+    /// The urgent lane's `target_wait`, if any.
+    pub(crate) target_wait: Option<Duration>,
+    /// Milliseconds between urgent jobs.
+    pub(crate) interval_ms: u64,
 }
 
 pub(crate) async fn w6(url: &str, o: &MixedOptions) -> BoxResult<Vec<String>> {
@@ -201,21 +207,25 @@ pub(crate) async fn w6(url: &str, o: &MixedOptions) -> BoxResult<Vec<String>> {
 async fn w6_run(schema: &Schema, o: &MixedOptions) -> BoxResult<Vec<String>> {
     const HIGH_JOBS: usize = 500;
     const BACKLOG: u64 = 30_000;
-    const INTERVAL_MS: u64 = 20;
+    let interval_ms = o.interval_ms;
     eprintln!("w6: enqueueing a backlog of {BACKLOG} low jobs");
     common::fill_elsewhere(schema, BACKLOG, LOW_PRIORITY, 0)?;
 
     let rec = Recorder::new(HIGH_JOBS, false);
-    let engine = start(schema, &rec, lanes(o.low_concurrency, 4)).await?;
+    let [mut high, low] = lanes(o.low_concurrency, 4);
+    if let Some(d) = o.target_wait {
+        high = high.target_wait(d);
+    }
+    let engine = start(schema, &rec, [high, low]).await?;
     // The stream is fed from another thread with its own engine handle, like a
     // separate producer service: its COPYs must not run on the measured actix thread.
     let feeder = Feeder::spawn(schema, rec.clone(), BACKLOG);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    eprintln!("w6: {HIGH_JOBS} high jobs, {INTERVAL_MS} ms apart, over a saturated low lane");
+    eprintln!("w6: {HIGH_JOBS} high jobs, {interval_ms} ms apart, over a saturated low lane");
     let low_before = rec.low_done.load(Ordering::Acquire);
     let t0 = Instant::now();
     let mut sent = Vec::with_capacity(HIGH_JOBS);
-    let mut pace = Pace::every(Duration::from_millis(INTERVAL_MS));
+    let mut pace = Pace::every(Duration::from_millis(interval_ms));
     for seq in 0..HIGH_JOBS {
         pace.wait().await;
         let job = Probe {
@@ -227,6 +237,7 @@ async fn w6_run(schema: &Schema, o: &MixedOptions) -> BoxResult<Vec<String>> {
             .await?;
         sent.push(Instant::now());
     }
+    let stats = engine.stats().await?;
     let window = t0.elapsed().as_secs_f64();
     let low_done = rec.low_done.load(Ordering::Acquire) - low_before;
     // Joining the feeder may block this thread for one COPY: only after every
@@ -245,6 +256,19 @@ async fn w6_run(schema: &Schema, o: &MixedOptions) -> BoxResult<Vec<String>> {
         ("high_p99_ms", r(p.p99, 3)),
         ("high_max_ms", r(p.max, 3)),
         ("low_concurrency", o.low_concurrency.into()),
+        (
+            "target_wait_ms",
+            o.target_wait
+                .map_or(serde_json::Value::Null, |d| r(d.as_secs_f64() * 1e3, 2)),
+        ),
+        ("high_interval_ms", interval_ms.into()),
+        (
+            "engine_wait_p99_ms",
+            stats.lanes[0]
+                .wait_p99
+                .map_or(serde_json::Value::Null, |d| r(d.as_secs_f64() * 1e3, 3)),
+        ),
+        ("low_throttle_at_end", r(stats.lanes[1].throttle, 3)),
         ("window_s", r(window, 2)),
         ("low_fed", fed.into()),
         ("low_backlog_min", min_backlog.into()),

@@ -5,6 +5,7 @@
 //! cargo bench --bench workloads -- w1 --jobs 1000000        # scale: a large backlog
 //! cargo bench --bench workloads -- w1 --history 1000000     # scale: a large history
 //! cargo bench --bench workloads -- all                      # every workload in turn
+//! cargo bench --bench workloads -- w1 --metrics             # with a metrics recorder
 //! ```
 //!
 //! Each workload runs in a fresh schema (dropped at the end), prints one JSON line per
@@ -53,7 +54,8 @@ struct Args {
     /// Jobs to enqueue. Defaults: w1 20,000; w3 and w5 100,000; ceiling 100,000.
     #[arg(long)]
     jobs: Option<u64>,
-    /// Slots of the (low) lane. Defaults: 16 for w1, w5 (per process) and w6.
+    /// Slots of the (low) lane. Defaults: 16 for w1 and w5 (per process); 1,000 for
+    /// w6 (with the urgent lane's latency target; its old configuration was 16 slots).
     #[arg(long)]
     concurrency: Option<u32>,
     /// The database.
@@ -74,6 +76,26 @@ struct Args {
     /// sampling query costs the database CPU that the drain would otherwise use.
     #[arg(long)]
     sample_activity: bool,
+    /// Install a Prometheus recorder for the `metrics` facade (as an application with
+    /// metrics would), and render it once at the end, to measure what metrics cost.
+    #[arg(long)]
+    metrics: bool,
+    /// w1: how long completed jobs are kept, in seconds (the engine's default is a
+    /// day; 0 deletes them without a copy in `jobs_finished`).
+    #[arg(long)]
+    completed_retention_s: Option<f64>,
+    /// w1 and w4: jobs the (low) lane may hold ready beyond its slots
+    /// (`Lane::prefetch`). Defaults: w1 0; w4 16 (the configuration the README
+    /// recommends for it; `--prefetch 0` runs the old one).
+    #[arg(long)]
+    prefetch: Option<u32>,
+    /// w6: the urgent lane's `target_wait` in ms (default 3: the configuration the
+    /// README recommends for w6; 0 runs the old configuration, without a target).
+    #[arg(long, default_value_t = 3.0)]
+    target_wait_ms: f64,
+    /// w6: ms between urgent jobs (default 20; 2 is the 10× trickle).
+    #[arg(long, default_value_t = 20)]
+    high_interval_ms: u64,
     /// w5: engine processes.
     #[arg(long, default_value_t = 4)]
     processes: usize,
@@ -83,6 +105,11 @@ struct Args {
     /// ceiling: connections cycling in parallel.
     #[arg(long, default_value_t = 2)]
     connections: usize,
+    /// Run against a private PostgreSQL server started for this run (default settings
+    /// but for `max_connections = 300`; `fsync` on), so that WAL and row counters
+    /// count this run alone, not other clients of a shared server.
+    #[arg(long)]
+    private_server: bool,
     /// Passed by `cargo bench` to every harness-less bench; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -103,6 +130,11 @@ struct Args {
 const W1_JOBS: u64 = 20_000;
 const BIG_JOBS: u64 = 100_000;
 const CONCURRENCY: u32 = 16;
+/// w4's low lane prefetch by default: enough ready jobs to cover a claim round trip of
+/// its 8 slots of ~1.2 ms jobs even when the machine is loaded.
+const W4_PREFETCH: u32 = 16;
+/// w6's low lane slots by default (its urgent lane holds a latency target).
+const W6_CONCURRENCY: u32 = 1000;
 
 fn main() {
     let args = Args::parse();
@@ -112,7 +144,15 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    let recorder = args
+        .metrics
+        .then(|| pglane::prometheus::install().expect("recorder"));
     let result = actix::System::new().block_on(dispatch(args));
+    if let Some(handle) = recorder {
+        let text = handle.render();
+        let series = text.lines().filter(|l| !l.starts_with('#')).count();
+        eprintln!("metrics: {series} series rendered");
+    }
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -120,7 +160,17 @@ fn main() {
 }
 
 async fn dispatch(args: Args) -> BoxResult<()> {
-    let url = args.database_url.clone();
+    let mut url = args.database_url.clone();
+    // Kept alive (and stopped when dropped) until every workload is done.
+    let _private = if args.private_server && args.child.is_none() {
+        let pg = pglane::devdb::TempPostgres::init(&["fsync = on", "max_connections = 300"])?;
+        pg.start_server()?;
+        url = pg.url();
+        eprintln!("workloads: private server at {url}");
+        Some(pg)
+    } else {
+        None
+    };
     if let Some(role) = &args.child {
         let schema = args.schema.as_deref().ok_or("--child needs --schema")?;
         return match role.as_str() {
@@ -167,12 +217,16 @@ async fn dispatch(args: Args) -> BoxResult<()> {
                     history: args.history,
                     history_expired: args.history_expired,
                     sample_activity: args.sample_activity,
+                    prefetch: args.prefetch.unwrap_or(0),
+                    completed_retention: args
+                        .completed_retention_s
+                        .map(std::time::Duration::from_secs_f64),
                 };
                 drain::w1(&url, &o).await?
             }
             Workload::W2 => latency::w2(&url).await?,
             Workload::W3 => bulk::w3(&url, jobs(BIG_JOBS)).await?,
-            Workload::W4 => latency::w4(&url).await?,
+            Workload::W4 => latency::w4(&url, args.prefetch.unwrap_or(W4_PREFETCH)).await?,
             Workload::W5 => {
                 let o = multi::ManyOptions {
                     jobs: jobs(BIG_JOBS),
@@ -183,7 +237,10 @@ async fn dispatch(args: Args) -> BoxResult<()> {
             }
             Workload::W6 => {
                 let o = latency::MixedOptions {
-                    low_concurrency: concurrency,
+                    low_concurrency: args.concurrency.unwrap_or(W6_CONCURRENCY),
+                    target_wait: (args.target_wait_ms > 0.0)
+                        .then(|| std::time::Duration::from_secs_f64(args.target_wait_ms / 1e3)),
+                    interval_ms: args.high_interval_ms,
                 };
                 latency::w6(&url, &o).await?
             }

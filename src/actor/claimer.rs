@@ -7,7 +7,7 @@
 //! urgent jobs wait.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -16,6 +16,7 @@ use crate::actor::LogLimiter;
 use crate::dispatch::{ClaimOrder, LaneId};
 use crate::lane::LaneSpec;
 use crate::store::{ClaimRequest, Store};
+use crate::telemetry::metrics::ClaimMetrics;
 
 /// Claim up to `limit` jobs no more urgent than `floor`, under lease token `token`.
 #[derive(Message, Debug, Clone, Copy)]
@@ -58,6 +59,7 @@ pub(crate) struct Claimer {
     request: Arc<ClaimRequest>,
     reply: Recipient<ClaimReturned>,
     log: LogLimiter,
+    metrics: ClaimMetrics,
 }
 
 impl Claimer {
@@ -66,6 +68,7 @@ impl Claimer {
         lane: LaneId,
         spec: &LaneSpec,
         base: ClaimBase,
+        metrics: ClaimMetrics,
         reply: Recipient<ClaimReturned>,
     ) -> Self {
         let request = ClaimRequest {
@@ -85,6 +88,7 @@ impl Claimer {
             request: Arc::new(request),
             reply,
             log: LogLimiter::new(Duration::from_secs(5)),
+            metrics,
         }
     }
 }
@@ -104,13 +108,17 @@ impl Handler<Claim> for Claimer {
         let req = self.request.clone();
         let store = self.store.clone();
         async move {
+            let began = Instant::now();
             let result = store.claim(&req).await;
             // Unshare the request before the supervisor can order the next claim.
             drop(req);
-            result
+            (result, began.elapsed())
         }
         .into_actor(self)
-        .map(move |result, act, _| {
+        .map(move |(result, took), act, _| {
+            if let Ok(jobs) = &result {
+                act.metrics.claimed(took, jobs.len());
+            }
             if let Err(e) = &result {
                 if let Some(suppressed) = act.log.allow() {
                     tracing::warn!(lane = %act.name, error = %e, suppressed,

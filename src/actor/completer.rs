@@ -18,6 +18,7 @@ use crate::backoff::Backoff;
 use crate::dispatch::StuckRun;
 use crate::outcome::decide_stuck;
 use crate::store::{OutcomeRow, Store};
+use crate::telemetry::metrics::{Outcome, OutcomeMetrics, RunLabels};
 use crate::telemetry::rate::RateLimit;
 
 /// The ids of `batch` not in `applied` (at most 10, for a log line).
@@ -84,14 +85,26 @@ pub(crate) struct Completer {
     /// Stuck runs whose outcome is being decided (a drain waits for them too).
     deciding: usize,
     log: LogLimiter,
+    /// Copy completed jobs to `jobs_finished` (false: a zero retention deletes them).
+    keep_completed: bool,
     /// Fenced-off outcomes are logged at `warn`, rate limited.
     fenced_log: RateLimit,
+    metrics: OutcomeMetrics,
 }
 
 impl Completer {
-    pub(crate) fn new(store: Store, backoff: Backoff, stuck: StuckPolicy) -> Self {
+    /// A completer writing through `store`; completed jobs are kept in `jobs_finished`
+    /// only if `keep_completed` (a non-zero `completed_retention`).
+    pub(crate) fn new(
+        store: Store,
+        backoff: Backoff,
+        stuck: StuckPolicy,
+        metrics: OutcomeMetrics,
+        keep_completed: bool,
+    ) -> Self {
         Completer {
             store,
+            keep_completed,
             pending: Vec::new(),
             in_flight: false,
             failures: 0,
@@ -104,6 +117,7 @@ impl Completer {
             deciding: 0,
             log: LogLimiter::new(Duration::from_secs(5)),
             fenced_log: RateLimit::new(10, 1.0),
+            metrics,
         }
     }
 
@@ -112,6 +126,28 @@ impl Completer {
         self.pending.extend(rows);
         self.received += (self.pending.len() - before) as u64;
         self.flush(ctx);
+    }
+
+    /// Counts a written batch: each run's outcome, or `fenced` for those not applied.
+    fn count(&mut self, batch: &[OutcomeRow], applied: &[i64], took: Duration) {
+        self.metrics.batch(batch.len(), took);
+        let all_applied = applied.len() == batch.len();
+        let applied: std::collections::HashSet<i64> = if all_applied {
+            Default::default()
+        } else {
+            applied.iter().copied().collect()
+        };
+        for row in batch {
+            let Some(labels) = row.labels else { continue };
+            let outcome = if all_applied || applied.contains(&row.id) {
+                Outcome::of(&row.action)
+            } else {
+                Some(Outcome::Fenced)
+            };
+            if let Some(outcome) = outcome {
+                self.metrics.finished(labels, outcome);
+            }
+        }
     }
 
     /// Answers the hand-back waiters whose rows are all within the first `upto` rows.
@@ -144,15 +180,18 @@ impl Completer {
         let batch: Vec<OutcomeRow> = self.pending.drain(..take).collect();
         self.in_flight = true;
         let store = self.store.clone();
+        let keep_completed = self.keep_completed;
         async move {
-            let result = store.write_outcomes(&batch).await;
-            (batch, result)
+            let began = std::time::Instant::now();
+            let result = store.write_outcomes(&batch, keep_completed).await;
+            (batch, result, began.elapsed())
         }
         .into_actor(self)
-        .map(|(batch, result), act, ctx| {
+        .map(|(batch, result, took), act, ctx| {
             act.in_flight = false;
             match result {
                 Ok(applied) => {
+                    act.count(&batch, &applied, took);
                     act.failures = 0;
                     act.written += batch.len() as u64;
                     act.answer_acks(act.written, true);
@@ -255,6 +294,10 @@ impl Handler<WriteStuck> for Completer {
                     id: run.key.job,
                     token: run.key.token,
                     action,
+                    labels: Some(RunLabels {
+                        lane: run.lane as u16,
+                        kind: run.kind,
+                    }),
                 };
                 act.add([row], ctx);
             })

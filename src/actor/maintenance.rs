@@ -62,24 +62,29 @@ impl Maintenance {
         if !self.checking_schema {
             self.checking_schema = true;
             let store = self.store.clone();
-            async move { store.schema_version().await }
+            async move { store.schema_fit().await }
                 .into_actor(self)
                 .map(|result, act, _| {
                     act.checking_schema = false;
                     match result {
-                        Ok(crate::migrate::SCHEMA_VERSION) => {
+                        Ok(crate::schema_fit::SchemaFit::Fits) => {
                             tracing::info!("database reachable and schema verified; claiming");
                             if let Some(to) = act.reports.schema_verified.take() {
                                 to.do_send(SchemaVerified);
                             }
                         }
-                        Ok(found) => {
+                        Ok(misfit) => {
                             if let Some(suppressed) = act.log.allow() {
+                                let schema = act.store.schema().to_string();
+                                let why = misfit
+                                    .into_result(&schema, crate::migrate::SCHEMA_VERSION)
+                                    .err()
+                                    .map(|e| e.to_string())
+                                    .unwrap_or_default();
                                 tracing::error!(
-                                    found,
-                                    expected = crate::migrate::SCHEMA_VERSION,
+                                    error = %why,
                                     suppressed,
-                                    "schema is not migrated to this pglane's version; not claiming"
+                                    "the schema does not fit this pglane; not claiming"
                                 );
                             }
                         }
@@ -151,6 +156,11 @@ impl Maintenance {
                 act.busy = false;
                 match result {
                     Ok(r) => {
+                        crate::telemetry::metrics::rescued(
+                            &act.settings.schema,
+                            r.rescued.max(0) as u64,
+                            r.poisoned.max(0) as u64,
+                        );
                         if r.rescued > 0 {
                             tracing::warn!(
                                 rescued = r.rescued,

@@ -15,6 +15,7 @@
 pub(crate) mod claimer;
 pub(crate) mod completer;
 pub(crate) mod executor;
+pub(crate) mod heartbeat;
 pub(crate) mod leases;
 pub(crate) mod listener;
 pub(crate) mod maintenance;

@@ -162,6 +162,16 @@ impl Connector {
         self.pg.connect(self.tls.clone()).await
     }
 
+    /// A pooled connection: made by bb8-postgres's manager with this TLS configuration
+    /// (it drives the connection on its own task), keeping tokio-postgres's error.
+    pub(crate) async fn connect_pooled(
+        &self,
+    ) -> std::result::Result<Client, tokio_postgres::Error> {
+        let manager =
+            bb8_postgres::PostgresConnectionManager::new(self.pg.clone(), self.tls.clone());
+        bb8::ManageConnection::connect(&manager).await
+    }
+
     /// A failed connect as an [`Error::Connect`].
     pub(crate) fn error(&self, e: tokio_postgres::Error) -> Error {
         Error::Connect {

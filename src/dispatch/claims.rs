@@ -32,13 +32,29 @@ impl<J: Claimed, H> Dispatcher<J, H> {
 
     /// Issues a claim for lane `i` if its accounting says so.
     pub(crate) fn dispatch(&mut self, i: LaneId, fx: &mut Effects<H>) {
-        if !self.claiming || self.threads.usable() == 0 {
+        if !self.claiming || self.threads.usable() == 0 || self.held_for_target(i) {
             return;
         }
-        let Some(limit) = self.lanes[i].account.begin_claim() else {
+        let Some(mut limit) = self.lanes[i].account.begin_claim() else {
             return;
         };
-        let floor = borrow_floor(&self.lanes, i);
+        let mut floor = borrow_floor(&self.lanes, i);
+        let lane = &mut self.lanes[i];
+        if floor < lane.spec.lo && limit > lane.account.open_slots() {
+            // Prefetched jobs are never more urgent than the lane's own range: a claim
+            // that borrows asks only for the open slots, whose jobs start at once; with
+            // no open slot it prefetches from its own range only.
+            let open = lane
+                .account
+                .open_slots()
+                .saturating_sub(lane.account.held());
+            if open > 0 {
+                limit = open;
+                lane.account.narrow_claim(limit);
+            } else {
+                floor = lane.spec.lo;
+            }
+        }
         // One token per claim: (job id, token) identifies each run uniquely.
         let token = (self.tokens)();
         self.lanes[i].in_flight = Some(token);
@@ -79,6 +95,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             return;
         }
         lane.in_flight = None;
+        if lane.target.is_some() {
+            // Lanes that held their claims for this one may claim again.
+            for l in &mut self.lanes {
+                l.refill |= l.share < 1.0;
+            }
+        }
+        let lane = &mut self.lanes[i];
         // Pauses waiting for this claim are answered now: its jobs are handed back below.
         fx.replies.append(&mut lane.pause_waiters);
         let asked = lane.account.reserved();
@@ -89,6 +112,16 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             return;
         };
         let got = jobs.len() as u32;
+        // What starts now: the open slots (runs may have ended while the claim was in
+        // flight), after any jobs held from before; the rest of a prefetching lane's
+        // claim is held ready. A lane without prefetch starts everything it claimed.
+        let open = if lane.account.prefetch() == 0 {
+            u32::MAX
+        } else {
+            lane.account
+                .open_slots()
+                .saturating_sub(lane.account.held())
+        };
         // Full and out of slots: it claims again as soon as one frees, so an enqueue for
         // this lane need not NOTIFY (see `NotifyGate`).
         let full = got == asked && asked > 0;
@@ -118,14 +151,20 @@ impl<J: Claimed, H> Dispatcher<J, H> {
         let mut rescued_here = self.rescued_running > 0 || self.held.is_some();
         let mut candidate = None;
         let extras_before = fx.hand_backs_before_start.len();
-        for job in jobs {
+        for (n, job) in jobs.into_iter().enumerate() {
             let key = RunKey {
                 job: job.id(),
                 token,
             };
+            let in_slot = (n as u32) < open;
             if !job.rescued() {
-                self.start(i, key, job, launcher, now, fx);
-            } else if rescued_here {
+                if in_slot {
+                    self.start(i, key, job, launcher, now, fx);
+                } else {
+                    self.hold_ready(i, key, job);
+                }
+            } else if rescued_here || !in_slot {
+                // A rescued job is never held ready: it goes back like the extras.
                 self.lanes[i].account.finish();
                 fx.hand_backs_before_start.push(key);
             } else {
@@ -155,7 +194,9 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             let extras = fx.hand_backs_before_start.drain(extras_before..);
             fx.outcomes.extend(extras.map(|key| (key, Action::Release)));
         }
+        self.start_ready(launcher, now, fx);
         self.dispatch(i, fx);
+        self.after_slots_freed(fx);
     }
 
     /// The hand-back written before the held rescued job may start is done (`written`),
@@ -187,7 +228,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
     }
 
     /// Starts a claimed job (its slot is already counted as running).
-    fn start<L>(
+    pub(super) fn start<L>(
         &mut self,
         i: LaneId,
         key: RunKey,
@@ -206,6 +247,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             return;
         };
         self.lanes[i].record_start(facts.waited);
+        self.observe_wait(i, facts.waited, now);
         if rescued {
             self.rescued_running += 1;
         }

@@ -1,16 +1,22 @@
 //! Runs that started, ended, or lost their lease.
 
-use super::{Claimed, Dispatcher, Effects, RunEnded, RunKey};
+use std::time::Instant;
+
+use super::{Claimed, Dispatcher, Effects, Launcher, RunEnded, RunKey};
 use crate::outcome::{decide, Action, RunResult};
 
 impl<J: Claimed, H> Dispatcher<J, H> {
     /// Runs ended (returned, panicked, or their future was dropped): free their slots,
-    /// decide their outcomes, and refill their lanes.
-    pub(crate) fn runs_ended(
+    /// decide their outcomes, start held jobs in the freed slots, and refill the lanes.
+    pub(crate) fn runs_ended<L>(
         &mut self,
         ended: impl IntoIterator<Item = (RunKey, RunResult)>,
+        launcher: &mut L,
+        now: Instant,
         fx: &mut Effects<H>,
-    ) {
+    ) where
+        L: Launcher<J, Handle = H>,
+    {
         for (key, result) in ended {
             let Some(run) = self.runs.remove(&key) else {
                 // Already written off (timed out, handed back, or released at the end of
@@ -55,6 +61,7 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             });
             fx.outcomes.push((key, action));
         }
+        self.start_ready(launcher, now, fx);
         self.after_slots_freed(fx);
     }
 
@@ -71,6 +78,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
     /// they are not renewed again.
     pub(crate) fn leases_lost(&mut self, lost: impl IntoIterator<Item = RunKey>) {
         for key in lost {
+            if self.drop_ready(key) {
+                tracing::warn!(
+                    job = key.job,
+                    "lease lost while prefetched; the job is dropped here"
+                );
+                continue;
+            }
             if let Some(run) = self.runs.get_mut(&key) {
                 if !run.lease_lost {
                     run.lease_lost = true;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::WaiterId;
-use crate::lane::{LaneAccount, LaneSpec};
+use crate::lane::{LaneAccount, LaneSpec, LatencyTarget};
 
 /// A lane's state: its fixed config (shared, held once), its slot accounting, what it has
 /// started, and the pauses waiting for its claim in flight.
@@ -24,13 +24,22 @@ pub(crate) struct LaneState {
     pub(crate) max_wait: Duration,
     /// Slots came free during the current core call: claim again at its end.
     pub(crate) refill: bool,
+    /// The controller of its latency target, if it has one.
+    pub(crate) target: Option<LatencyTarget>,
+    /// The share of its slots it may fill now (below 1 while a more urgent lane's
+    /// target throttles it).
+    pub(crate) share: f64,
 }
 
 impl LaneState {
     pub(crate) fn new(spec: Arc<LaneSpec>, slots: u32) -> Self {
+        let account = LaneAccount::with_prefetch(slots, spec.prefetch);
+        let target = spec.target_wait.map(LatencyTarget::new);
         LaneState {
+            target,
+            share: 1.0,
             spec,
-            account: LaneAccount::new(slots),
+            account,
             in_flight: None,
             pause_waiters: Vec::new(),
             stuck: 0,

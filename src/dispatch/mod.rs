@@ -21,8 +21,10 @@ mod claims;
 mod effects;
 mod ends;
 mod lanes;
+mod prefetch;
 mod runs;
 mod shutdown;
+mod targets;
 mod threads;
 mod tick;
 mod tuning;
@@ -34,6 +36,7 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,6 +107,13 @@ struct Held<J> {
     job: J,
 }
 
+/// A prefetched job: claimed and leased, waiting for a slot of its lane.
+#[derive(Debug)]
+struct Ready<J> {
+    key: RunKey,
+    job: J,
+}
+
 #[derive(Debug)]
 struct ShuttingDown {
     running_at_start: usize,
@@ -119,6 +129,8 @@ pub(crate) struct Dispatcher<J, H> {
     /// Rescued runs in `runs`, stuck ones excepted.
     rescued_running: usize,
     held: Option<Held<J>>,
+    /// Each lane's prefetched jobs, most urgent first (empty unless it opted in).
+    ready: Vec<VecDeque<Ready<J>>>,
     threads: Threads,
     shutdown: Option<ShuttingDown>,
     /// False until the schema is verified (the engine started without a database).
@@ -142,11 +154,13 @@ impl<J: Claimed, H> Dispatcher<J, H> {
         claiming: bool,
         config: CoreConfig,
     ) -> Self {
+        let ready = lanes.iter().map(|_| VecDeque::new()).collect();
         Dispatcher {
             lanes: lanes
                 .into_iter()
                 .map(|(spec, slots)| LaneState::new(spec, slots))
                 .collect(),
+            ready,
             runs: RunMap::default(),
             stuck_runs: 0,
             rescued_running: 0,

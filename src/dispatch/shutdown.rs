@@ -23,6 +23,10 @@ impl<J: Claimed, H> Dispatcher<J, H> {
                 lane.account.drain();
                 self.gate.set(i, false);
             }
+            // Prefetched jobs go back at once (attempt given back, place kept).
+            for i in 0..self.lanes.len() {
+                self.hand_back_ready(i, fx);
+            }
             self.shutdown = Some(ShuttingDown {
                 running_at_start: self.running(),
                 waiters: Vec::new(),

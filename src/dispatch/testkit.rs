@@ -35,6 +35,7 @@ pub(super) struct Launched {
 }
 
 struct Launch<'a> {
+    waited: Duration,
     log: &'a mut Vec<Launched>,
     lanes: &'a [Arc<LaneSpec>],
     timeout: Duration,
@@ -58,7 +59,7 @@ impl Launcher<Job> for Launch<'_> {
             attempt: 1,
             max_attempts: 3,
             timeout: self.timeout,
-            waited: Duration::from_millis(5),
+            waited: self.waited,
         };
         Some((key, facts))
     }
@@ -98,6 +99,8 @@ pub(super) struct Rig {
     pub(super) renewals: Vec<RunKey>,
     pub(super) replies: Vec<WaiterId>,
     pub(super) threads: Vec<ThreadChange>,
+    /// The wait every launched job reports (5 ms unless a test sets it).
+    pub(super) wait: Duration,
     fx: Effects<RunKey>,
 }
 
@@ -150,6 +153,7 @@ impl Rig {
             renewals: Vec::new(),
             replies: Vec::new(),
             threads: Vec::new(),
+            wait: Duration::from_millis(5),
             fx: Effects::default(),
         }
     }
@@ -184,6 +188,7 @@ impl Rig {
 
     pub(super) fn answer(&mut self, order: ClaimOrder, jobs: Result<Vec<Job>, ()>) {
         let mut launch = Launch {
+            waited: self.wait,
             log: &mut self.launched,
             lanes: &self.specs,
             timeout: self.timeout,
@@ -202,6 +207,7 @@ impl Rig {
 
     pub(super) fn hand_back_written(&mut self, written: bool) {
         let mut launch = Launch {
+            waited: self.wait,
             log: &mut self.launched,
             lanes: &self.specs,
             timeout: self.timeout,
@@ -213,14 +219,33 @@ impl Rig {
     }
 
     pub(super) fn end(&mut self, keys: &[RunKey], result: RunResult) {
-        self.core
-            .runs_ended(keys.iter().map(|k| (*k, result.clone())), &mut self.fx);
+        let mut launch = Launch {
+            waited: self.wait,
+            log: &mut self.launched,
+            lanes: &self.specs,
+            timeout: self.timeout,
+            unknown: &self.unknown,
+        };
+        self.core.runs_ended(
+            keys.iter().map(|k| (*k, result.clone())),
+            &mut launch,
+            self.now,
+            &mut self.fx,
+        );
         self.collect();
     }
 
     pub(super) fn tick(&mut self, advance: Duration) {
         self.now += advance;
-        self.core.tick(self.now, &mut self.probe, &mut self.fx);
+        let mut launch = Launch {
+            waited: self.wait,
+            log: &mut self.launched,
+            lanes: &self.specs,
+            timeout: self.timeout,
+            unknown: &self.unknown,
+        };
+        self.core
+            .tick(self.now, &mut self.probe, &mut launch, &mut self.fx);
         self.collect();
     }
 
@@ -230,7 +255,9 @@ impl Rig {
     }
 
     pub(super) fn pause(&mut self, lane: LaneId) -> Option<WaiterId> {
-        self.core.pause(lane)
+        let w = self.core.pause(lane, &mut self.fx);
+        self.collect();
+        w
     }
 
     pub(super) fn resume(&mut self, lane: LaneId) {

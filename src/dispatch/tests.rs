@@ -345,3 +345,180 @@ fn a_failed_claim_waits_for_the_next_wake() {
     r.wake(None);
     assert_eq!(r.take_claim(0).limit, 2);
 }
+
+fn prefetching(slots: u32, prefetch: u32) -> Rig {
+    Rig::new(vec![
+        Lane::new("high").priorities(0..=9).concurrency(1),
+        Lane::new("low")
+            .priorities(10..)
+            .concurrency(slots)
+            .prefetch(prefetch),
+    ])
+}
+
+#[test]
+fn a_prefetching_lane_holds_jobs_ready_and_starts_them_without_a_claim() {
+    let mut r = prefetching(2, 4);
+    r.wake(Some(100));
+    let c = r.take_claim(1);
+    assert_eq!(
+        (c.limit, c.floor),
+        (6, 10),
+        "slots + prefetch, own range only"
+    );
+    r.answer(c, Ok(jobs(1, 6, 100)));
+    assert_eq!(r.launched_keys(), [key(1, 1), key(2, 1)]);
+    assert_eq!(r.core.lanes()[1].account.held(), 4);
+    assert!(r.claims.is_empty(), "full: nothing to claim");
+    // A finished run is replaced from the held jobs, in order, with no claim.
+    r.end(&[key(1, 1)], RunResult::Succeeded);
+    assert_eq!(r.launched.last().map(|l| l.key), Some(key(3, 1)));
+    assert!(r.claims.is_empty(), "3 held: above the low-water mark (2)");
+    r.end(&[key(2, 1)], RunResult::Succeeded);
+    assert_eq!(r.launched.last().map(|l| l.key), Some(key(4, 1)));
+    let c = r.take_claim(1);
+    assert_eq!(c.limit, 2, "down to 2 held: refill the room");
+}
+
+#[test]
+fn a_borrowing_claim_never_prefetches_more_urgent_work() {
+    let mut r = prefetching(2, 4);
+    // The urgent lane is full, so the low lane may borrow: only for its open slots.
+    r.wake(Some(0));
+    let h = r.take_claim(0);
+    r.answer(h, Ok(jobs(1, 1, 0)));
+    let c = r.take_claim(1);
+    assert_eq!((c.limit, c.floor), (2, 0), "borrowing: open slots only");
+    r.answer(c, Ok(jobs(2, 2, 5)));
+    assert_eq!(r.core.lanes()[1].account.held(), 0);
+    // Slots full, claims again for its room: its own range only.
+    let c = r.take_claim(1);
+    assert_eq!((c.limit, c.floor), (4, 10));
+}
+
+#[test]
+fn held_jobs_are_handed_back_on_pause_resize_and_shutdown_and_renewed_meanwhile() {
+    let mut r = prefetching(1, 2);
+    r.wake(Some(100));
+    let c = r.take_claim(1);
+    r.answer(c, Ok(jobs(1, 3, 100)));
+    assert_eq!(r.core.lanes()[1].account.held(), 2);
+    r.started(&[key(1, 1)]);
+    r.tick(Duration::from_secs(1));
+    assert!(
+        r.renewals.contains(&key(2, 1)) && r.renewals.contains(&key(3, 1)),
+        "held leases are renewed: {:?}",
+        r.renewals
+    );
+    r.pause(1);
+    assert_eq!(r.handed_back(), [key(2, 1), key(3, 1)]);
+    assert_eq!(r.core.lanes()[1].account.held(), 0);
+    r.resume(1);
+    let c = r.take_claim(1);
+    assert_eq!(c.limit, 2, "one slot runs: room for 2");
+    r.answer(c, Ok(jobs(4, 2, 100)));
+    assert_eq!(r.core.lanes()[1].account.held(), 2);
+    r.outcomes.clear();
+    r.set_concurrency(1, 2);
+    assert!(r.handed_back().is_empty(), "raising keeps them");
+    assert_eq!(r.launched.last().map(|l| l.key), Some(key(1, 1)));
+    r.claims.clear();
+    r.set_concurrency(1, 1);
+    assert_eq!(
+        r.handed_back(),
+        [key(4, 2), key(5, 2)],
+        "lowering hands back"
+    );
+    let c = r.take_claim(1);
+    r.answer(c, Ok(jobs(6, 2, 100)));
+    assert_eq!(r.core.lanes()[1].account.held(), 2);
+    r.outcomes.clear();
+    r.shutdown();
+    assert_eq!(
+        r.handed_back(),
+        [key(6, 3), key(7, 3)],
+        "shutdown hands back"
+    );
+    assert_eq!(r.core.lanes()[1].account.held(), 0);
+    r.end(&[key(1, 1)], RunResult::Succeeded);
+    assert!(r.core.is_quiet());
+}
+
+#[test]
+fn a_lost_lease_drops_a_held_job_without_an_outcome() {
+    let mut r = prefetching(1, 2);
+    r.wake(Some(100));
+    let c = r.take_claim(1);
+    r.answer(c, Ok(jobs(1, 3, 100)));
+    r.core.leases_lost([key(2, 1)]);
+    assert_eq!(r.core.lanes()[1].account.held(), 1);
+    r.end(&[key(1, 1)], RunResult::Succeeded);
+    assert_eq!(r.launched.last().map(|l| l.key), Some(key(3, 1)));
+    assert!(r.outcomes.iter().all(|(k, _)| *k != key(2, 1)));
+}
+
+fn targeted(low_slots: u32) -> Rig {
+    Rig::new(vec![
+        Lane::new("high")
+            .priorities(0..=9)
+            .concurrency(2)
+            .target_wait(Duration::from_millis(5)),
+        Lane::new("low").priorities(10..).concurrency(low_slots),
+    ])
+}
+
+#[test]
+fn a_missed_target_throttles_less_urgent_lanes_and_calm_gives_slots_back() {
+    let mut r = targeted(64);
+    r.wake(None);
+    let h = r.take_claim(0);
+    let l = r.take_claim(1);
+    assert_eq!(l.limit, 64);
+    r.answer(l, Ok(jobs(100, 64, 100)));
+    // An urgent job waited 8 ms: the low lane may fill half its slots.
+    r.wait = Duration::from_millis(8);
+    r.answer(h, Ok(jobs(1, 1, 0)));
+    assert_eq!(r.core.lanes()[1].account.limit(), 32);
+    assert_eq!(r.core.lanes()[1].share, 0.5);
+    // 40 low runs end: nothing is claimed until fewer than 32 run.
+    let low: Vec<RunKey> = (100..140).map(|j| key(j, 2)).collect();
+    r.end(&low, RunResult::Succeeded);
+    let c = r.take_claim(1);
+    assert_eq!(c.limit, 32 - 24, "24 still run under a limit of 32");
+    r.answer(c, Ok(vec![]));
+    // Calm for long enough: a sixteenth of the slots comes back per tick.
+    r.wait = Duration::from_millis(1);
+    r.tick(Duration::from_millis(300));
+    assert_eq!(r.core.lanes()[1].account.limit(), 36);
+    for _ in 0..20 {
+        r.tick(Duration::from_millis(250));
+    }
+    assert_eq!(r.core.lanes()[1].account.limit(), 64);
+    assert_eq!(r.core.lanes()[1].share, 1.0);
+}
+
+#[test]
+fn a_throttled_lane_holds_its_claim_while_the_urgent_claim_is_in_flight() {
+    let mut r = targeted(8);
+    r.wake(None);
+    let h = r.take_claim(0);
+    let l = r.take_claim(1);
+    r.answer(l, Ok(jobs(100, 8, 100)));
+    r.wait = Duration::from_millis(8);
+    r.answer(h, Ok(jobs(1, 2, 0)));
+    assert_eq!(r.core.lanes()[1].account.limit(), 4);
+    // The urgent lane claims again (a slot frees) while low runs end.
+    r.end(&[key(1, 1)], RunResult::Succeeded);
+    let h = r.take_claim(0);
+    let low: Vec<RunKey> = (100..106).map(|j| key(j, 2)).collect();
+    r.end(&low, RunResult::Succeeded);
+    assert!(
+        r.claims.iter().all(|c| c.lane != 1),
+        "held while the urgent claim is in flight: {:?}",
+        r.claims
+    );
+    r.wait = Duration::from_millis(1);
+    r.answer(h, Ok(vec![]));
+    let l = r.take_claim(1);
+    assert_eq!(l.limit, 2, "4 allowed, 2 still run");
+}

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Claimed, Dispatcher, Effects, RunEnded, RunKey, RunProbe, StuckRun};
+use super::{Claimed, Dispatcher, Effects, Launcher, RunEnded, RunKey, RunProbe, StuckRun};
 use crate::outcome::{decide, FailureCause, RunResult};
 
 impl<J: Claimed, H> Dispatcher<J, H> {
@@ -17,7 +17,16 @@ impl<J: Claimed, H> Dispatcher<J, H> {
     /// until its future is gone, its thread is counted as stuck (and replaced, up to the
     /// cap), and the actor writes its outcome. One inside a shorter poll is looked at
     /// again at the next tick.
-    pub(crate) fn tick(&mut self, now: Instant, probe: &mut impl RunProbe, fx: &mut Effects<H>) {
+    /// Held (prefetched) jobs have their leases renewed too, and start in freed slots.
+    pub(crate) fn tick<L>(
+        &mut self,
+        now: Instant,
+        probe: &mut impl RunProbe,
+        launcher: &mut L,
+        fx: &mut Effects<H>,
+    ) where
+        L: Launcher<J, Handle = H>,
+    {
         let mut due = std::mem::take(&mut self.scratch);
         due.extend(
             self.runs
@@ -65,7 +74,11 @@ impl<J: Claimed, H> Dispatcher<J, H> {
                     .filter(|(_, r)| r.started && !r.lease_lost && !r.stuck)
                     .map(|(k, _)| *k),
             );
+            let held: Vec<RunKey> = self.ready_keys().collect();
+            fx.renewals.extend(held);
         }
+        self.tick_targets(now);
+        self.start_ready(launcher, now, fx);
         self.after_slots_freed(fx);
     }
 

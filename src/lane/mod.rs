@@ -8,9 +8,11 @@
 
 mod account;
 mod notify_gate;
+mod target;
 
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::validate;
@@ -33,6 +35,8 @@ pub struct Lane {
     pub(crate) hi: i16,
     pub(crate) concurrency: u32,
     pub(crate) work_conserving: bool,
+    pub(crate) prefetch: u32,
+    pub(crate) target_wait: Option<Duration>,
     pub(crate) priority_error: Option<String>,
 }
 
@@ -46,6 +50,8 @@ impl Lane {
             hi: MAX_PRIORITY,
             concurrency: 10,
             work_conserving: true,
+            prefetch: 0,
+            target_wait: None,
             priority_error: None,
         }
     }
@@ -95,6 +101,40 @@ impl Lane {
         self
     }
 
+    /// Opts the lane in to prefetch: it keeps up to `n` claimed, leased jobs of its
+    /// own range ready beyond its slots, so a freed slot starts its next job without a
+    /// database round trip. Defaults to 0 (no prefetch: a claim takes exactly the free
+    /// slots, and the order within the lane is exact).
+    ///
+    /// The trade: a job enqueued while the lane holds prefetched jobs waits behind
+    /// them even if it is more urgent *within the lane's range*. Prefetched jobs are
+    /// never more urgent than the lane's range (a claim that borrows more urgent work
+    /// takes only the free slots), so no other lane's work waits behind them. Their
+    /// leases are renewed while they wait; they are handed back (attempt given back,
+    /// place in line kept) when the lane is paused, its concurrency is changed, or the
+    /// engine shuts down. `stats()` shows them (`LaneStats::prefetched`).
+    pub fn prefetch(mut self, n: u32) -> Self {
+        self.prefetch = n;
+        self
+    }
+
+    /// A latency target: the engine keeps this lane's pickup wait (from a job being
+    /// due to its handler starting) under `d` by limiting how many of their slots less
+    /// urgent lanes of this engine may fill while the target is at risk, and gives the
+    /// slots back when it is not. Defaults to none.
+    ///
+    /// The control is additive increase, multiplicative decrease: every wait over `d`
+    /// halves the share of their slots that less urgent lanes may use (at most once per
+    /// 100 ms, down to 1/64 and at least one slot), and every 250 ms with no wait over
+    /// `d` gives back 1/16. While the share is below 1, less urgent lanes also hold
+    /// their next claim while this lane's claim is in flight. `stats()` shows the
+    /// target, the observed p99 and each lane's current share (`LaneStats::throttle`).
+    /// Only this engine's lanes are limited: other processes on the database are not.
+    pub fn target_wait(mut self, d: Duration) -> Self {
+        self.target_wait = Some(d);
+        self
+    }
+
     /// The lane's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -112,6 +152,8 @@ impl Lane {
             lo: self.lo,
             hi: self.hi,
             work_conserving: self.work_conserving,
+            prefetch: self.prefetch,
+            target_wait: self.target_wait,
         };
         (Arc::new(spec), self.concurrency)
     }
@@ -128,6 +170,10 @@ pub(crate) struct LaneSpec {
     /// Least urgent priority the lane serves: a claim never takes anything above it.
     pub(crate) hi: i16,
     pub(crate) work_conserving: bool,
+    /// Jobs held ready beyond the slots (0: no prefetch).
+    pub(crate) prefetch: u32,
+    /// The pickup wait this lane must hold, if any.
+    pub(crate) target_wait: Option<Duration>,
 }
 
 impl LaneSpec {
@@ -147,6 +193,7 @@ impl LaneSpec {
 pub(crate) use account::LaneAccount;
 
 pub(crate) use notify_gate::NotifyGate;
+pub(crate) use target::{throttled_slots, LatencyTarget};
 
 /// Validates a set of lanes: valid unique names, non-empty ranges, no overlap, and no
 /// gap unless `allow_gaps` (a job in a gap would only run when a less urgent lane
@@ -162,6 +209,12 @@ pub(crate) fn validate_lanes(lanes: &[Lane], allow_gaps: bool) -> Result<()> {
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         if let Some(msg) = &lane.priority_error {
             return Err(Error::InvalidConfig(msg.clone()));
+        }
+        if lane.target_wait.is_some_and(|d| d.is_zero()) {
+            return Err(Error::InvalidConfig(format!(
+                "lane `{}`: target_wait must be more than zero",
+                lane.name
+            )));
         }
         if lane.concurrency == 0 {
             return Err(Error::InvalidConfig(format!(
@@ -270,6 +323,11 @@ mod tests {
         assert!(validate_lanes(&[], false).is_err());
         assert!(validate_lanes(&[Lane::new("Bad")], false).is_err());
         assert!(validate_lanes(&[Lane::new("z").concurrency(0)], false).is_err());
+        let zero = [Lane::new("z").target_wait(std::time::Duration::ZERO)];
+        assert!(validate_lanes(&zero, false)
+            .unwrap_err()
+            .to_string()
+            .contains("target_wait"));
         let dup = [
             Lane::new("a").priorities(0..=9),
             Lane::new("a").priorities(10..),

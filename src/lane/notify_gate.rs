@@ -100,6 +100,7 @@ mod tests {
             delay_s: None,
             timeout_ms: None,
             unique_key: None,
+            traceparent: None,
         };
         assert!(!gap.needs_notify_for(&[job("default", 50)]));
         assert!(

@@ -57,12 +57,20 @@ impl Store {
     }
 
     /// Claims available job `id` under lease `token`; `None` if it is not available.
-    pub(crate) async fn claim_job(&self, id: i64, token: i64) -> Result<Option<ClaimedJob>> {
+    /// Answers the job and its queue.
+    pub(crate) async fn claim_job(
+        &self,
+        id: i64,
+        token: i64,
+    ) -> Result<Option<(ClaimedJob, String)>> {
         let sql = self.sql(include_str!("sql/claim_job.sql"));
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn.query_once(&sql, &[&id, &token]).await?;
-            rows.first().map(ClaimedJob::from_row).transpose()
+            match rows.first() {
+                Some(r) => Ok(Some((ClaimedJob::from_row(r)?, r.try_get(10)?))),
+                None => Ok(None),
+            }
         })
         .await
     }

@@ -6,7 +6,10 @@
 
 mod breaker;
 mod copy;
+#[cfg(feature = "dashboard")]
+pub(crate) mod dashboard;
 mod encoding;
+pub(crate) mod heartbeat;
 mod idle;
 #[cfg(feature = "test-util")]
 mod inline;
@@ -139,6 +142,8 @@ struct Inner {
     timings: Arc<timings::Timings>,
     /// Refusals of `pool`, and sightings of a full server (see `shortage`).
     shortage: Shortage,
+    /// Names the server in errors of failed connection attempts.
+    connect_error: crate::connect::Connector,
 }
 
 /// Counts from one maintenance pass.
@@ -188,6 +193,7 @@ impl Store {
                 connect_failures,
                 timings: manager.timings(),
                 shortage: manager.shortage(),
+                connect_error: manager.connector().clone(),
             }),
         };
         shortage::react_to_refusals(&store, &managers);
@@ -342,7 +348,7 @@ impl Store {
         loop {
             tokio::select! {
                 got = &mut get => return got.map_err(|e| match e {
-                    bb8::RunError::User(e) => Error::Database(e),
+                    bb8::RunError::User(e) => self.inner.connect_error.error(e),
                     // Short of connections, the pool is held at one (see
                     // `Shortage::before_connect`): waiting for it is not an outage either.
                     bb8::RunError::TimedOut if failures.borrow().exhausted || self.short_of_connections() => {
@@ -364,11 +370,11 @@ impl Store {
     }
 
     /// The schema's migration version (0 if it has never been migrated).
-    pub(crate) async fn schema_version(&self) -> Result<i32> {
+    pub(crate) async fn schema_fit(&self) -> Result<crate::schema_fit::SchemaFit> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn.query_once(&self.inner.sql.schema_version, &[]).await;
-            operator::version_found(rows)
+            Ok(crate::migrate::fit_of(&operator::applied_found(rows)?))
         })
         .await
     }
@@ -506,11 +512,16 @@ impl Store {
         .await
     }
 
-    /// Writes outcomes; returns the ids applied (the others were fenced off).
-    pub(crate) async fn write_outcomes(&self, batch: &[OutcomeRow]) -> Result<Vec<i64>> {
+    /// Writes outcomes; returns the ids applied (the others were fenced off). Completed
+    /// jobs are copied to `jobs_finished` only if `keep_completed`.
+    pub(crate) async fn write_outcomes(
+        &self,
+        batch: &[OutcomeRow],
+        keep_completed: bool,
+    ) -> Result<Vec<i64>> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let p = rows::OutcomeParams::new(batch);
+            let p = rows::OutcomeParams::new(batch, keep_completed);
             let rows = conn
                 .query_prepared(Stmt::Outcomes, &self.inner.sql.outcomes, &p.as_params())
                 .await?;

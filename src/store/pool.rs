@@ -177,6 +177,11 @@ impl Manager {
         }
     }
 
+    /// What opens this manager's connections.
+    pub(crate) fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
     /// This manager's view of running out of connections (shared, cheap to clone).
     pub(crate) fn shortage(&self) -> Shortage {
         self.shortage.clone()
@@ -237,11 +242,9 @@ impl bb8::ManageConnection for Manager {
     async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
         self.shortage.before_connect(&self.live).await;
         let generation = self.generation.load(Ordering::Acquire);
-        let connected = self.connector.connect_raw().await;
+        let connected = self.connector.connect_pooled().await;
         self.attempted(connected.as_ref().map(|_| ()));
-        let (client, connection) = connected?;
-        // The connection future does the actual communication: drive it on its own.
-        tokio::spawn(connection);
+        let client = connected?;
         Ok(Conn {
             client,
             generation,

@@ -10,6 +10,7 @@ use crate::enqueue::NewJob;
 use crate::error::Result;
 use crate::outcome::Action;
 use crate::stats::LiveRow;
+use crate::telemetry::metrics::RunLabels;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -41,6 +42,8 @@ pub(crate) struct ClaimedJob {
     pub(crate) run_at: SystemTime,
     /// How many times its lease expired before (its worker died running it).
     pub(crate) rescues: i32,
+    /// The trace context it was enqueued under (`metadata->>'traceparent'`).
+    pub(crate) traceparent: Option<String>,
 }
 
 impl ClaimedJob {
@@ -55,6 +58,7 @@ impl ClaimedJob {
             timeout_ms: row.try_get(6)?,
             run_at: row.try_get(7)?,
             rescues: row.try_get(8)?,
+            traceparent: row.try_get(9)?,
         })
     }
 }
@@ -89,6 +93,9 @@ pub(crate) struct OutcomeRow {
     pub(crate) id: i64,
     pub(crate) token: i64,
     pub(crate) action: Action,
+    /// The run's lane and kind, for `pglane_jobs_finished_total` once written; `None`
+    /// for hand-backs (nothing finished).
+    pub(crate) labels: Option<RunLabels>,
 }
 
 pub(crate) struct OutcomeParams {
@@ -98,10 +105,13 @@ pub(crate) struct OutcomeParams {
     delays: Vec<f64>,
     errors: Vec<Option<String>>,
     causes: Vec<Option<&'static str>>,
+    keep_completed: bool,
 }
 
 impl OutcomeParams {
-    pub(crate) fn new(batch: &[OutcomeRow]) -> Self {
+    /// The batch's columns; `keep_completed` false deletes completed jobs without
+    /// copying them to `jobs_finished` (a zero `completed_retention`).
+    pub(crate) fn new(batch: &[OutcomeRow], keep_completed: bool) -> Self {
         let n = batch.len();
         let mut p = OutcomeParams {
             ids: Vec::with_capacity(n),
@@ -110,6 +120,7 @@ impl OutcomeParams {
             delays: Vec::with_capacity(n),
             errors: Vec::with_capacity(n),
             causes: Vec::with_capacity(n),
+            keep_completed,
         };
         for o in batch {
             p.ids.push(o.id);
@@ -132,7 +143,7 @@ impl OutcomeParams {
         p
     }
 
-    pub(crate) fn as_params(&self) -> [Param<'_>; 6] {
+    pub(crate) fn as_params(&self) -> [Param<'_>; 7] {
         [
             &self.ids,
             &self.tokens,
@@ -140,6 +151,7 @@ impl OutcomeParams {
             &self.delays,
             &self.errors,
             &self.causes,
+            &self.keep_completed,
         ]
     }
 }
@@ -156,6 +168,7 @@ pub(crate) struct EnqueueParams<'a> {
     timeouts: Vec<Option<i32>>,
     unique_keys: Vec<Option<&'a str>>,
     notify: bool,
+    traceparents: Vec<Option<&'a str>>,
 }
 
 impl<'a> EnqueueParams<'a> {
@@ -171,10 +184,11 @@ impl<'a> EnqueueParams<'a> {
             delay_s: jobs.iter().map(|j| j.delay_s).collect(),
             timeouts: jobs.iter().map(|j| j.timeout_ms).collect(),
             unique_keys: jobs.iter().map(|j| j.unique_key.as_deref()).collect(),
+            traceparents: jobs.iter().map(|j| j.traceparent.as_deref()).collect(),
         }
     }
 
-    pub(crate) fn as_params(&self) -> [Param<'_>; 10] {
+    pub(crate) fn as_params(&self) -> [Param<'_>; 11] {
         [
             &self.kinds,
             &self.queues,
@@ -186,6 +200,7 @@ impl<'a> EnqueueParams<'a> {
             &self.timeouts,
             &self.unique_keys,
             &self.notify,
+            &self.traceparents,
         ]
     }
 }
@@ -265,6 +280,7 @@ mod tests {
             delay_s,
             timeout_ms: None,
             unique_key: None,
+            traceparent: None,
         }
     }
 

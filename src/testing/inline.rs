@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
@@ -15,6 +16,7 @@ use crate::job::{DataMap, Job, JobContext, Registration, Registry};
 use crate::ops::Ops;
 use crate::outcome::{decide, Action, FailureCause, RunResult};
 use crate::store::{OutcomeRow, Store};
+use crate::telemetry::spans::{process_span, RunSpan};
 
 /// How an inline run ended (and what was written for the job).
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +202,7 @@ pub(super) async fn run_one(
     id: i64,
 ) -> Result<Ran> {
     let token = fastrand::i64(1..i64::MAX);
-    let job = store.claim_job(id, token).await?.ok_or_else(|| {
+    let (job, queue) = store.claim_job(id, token).await?.ok_or_else(|| {
         Error::InvalidConfig(format!(
             "job {id} is not available to run (no such job, running, or finished)"
         ))
@@ -208,11 +210,15 @@ pub(super) async fn run_one(
     let Some(reg) = registry.get(&job.kind) else {
         // Put it back as it was: the claim used no attempt of the job's.
         store
-            .write_outcomes(&[OutcomeRow {
-                id,
-                token,
-                action: Action::Release,
-            }])
+            .write_outcomes(
+                &[OutcomeRow {
+                    id,
+                    token,
+                    action: Action::Release,
+                    labels: None,
+                }],
+                true,
+            )
             .await?;
         return Err(Error::InvalidConfig(format!(
             "job {id} is of kind {:?}, which is not registered for this run",
@@ -230,6 +236,8 @@ pub(super) async fn run_one(
         pool: store.pool().clone(),
         data: data.clone(),
         ops: ops.clone(),
+        queue: Arc::from(queue.as_str()),
+        traceparent: job.traceparent.as_deref().map(Arc::from),
         // Inline runs cannot be cancelled: the sender is gone, `cancelled()` never fires.
         cancel: tokio::sync::watch::channel(false).1,
     };
@@ -238,7 +246,18 @@ pub(super) async fn run_one(
         .map(|ms| Duration::from_millis(ms.max(1) as u64))
         .or(reg.timeout)
         .unwrap_or(Duration::from_secs(300));
-    let run = AssertUnwindSafe(reg.runner.run(&job.args, ctx)).catch_unwind();
+    let span = process_span(RunSpan {
+        queue: &queue,
+        id,
+        kind: reg.kind,
+        attempt: job.attempt,
+        priority: job.priority,
+        lane: "inline",
+        link: job.traceparent.as_deref(),
+    });
+    let run = AssertUnwindSafe(reg.runner.run(&job.args, ctx))
+        .catch_unwind()
+        .instrument(span);
     let result = match tokio::time::timeout(timeout, run).await {
         Ok(Ok(answer)) => crate::job::run_result(answer),
         Ok(Err(payload)) => RunResult::panicked(&*payload),
@@ -250,7 +269,15 @@ pub(super) async fn run_one(
     let action = decide(result, job.attempt, job.max_attempts, &Backoff::RETRY);
     let ran = Ran::of(&action);
     store
-        .write_outcomes(&[OutcomeRow { id, token, action }])
+        .write_outcomes(
+            &[OutcomeRow {
+                id,
+                token,
+                action,
+                labels: None,
+            }],
+            true,
+        )
         .await?;
     Ok(ran)
 }

@@ -213,10 +213,13 @@ impl Drop for TestSchema {
                 .build()
                 .ok()?;
             rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                // Through pglane's own connector, so a TLS URL works here too.
+                let client = url
+                    .parse::<crate::ConnectOptions>()
+                    .ok()?
+                    .connect()
                     .await
                     .ok()?;
-                tokio::spawn(conn);
                 client
                     .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
                     .await

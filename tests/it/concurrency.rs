@@ -139,6 +139,7 @@ async fn expired_lease_is_rescued_and_the_stale_outcome_fenced_off() {
                     &vec![0.0f64],
                     &vec![Some("ghost says")],
                     &vec![Some("error")],
+                    &true,
                 ],
             )
             .await

@@ -371,3 +371,43 @@ async fn timed_out_run_is_a_failed_attempt() {
     engine.shutdown().await.unwrap();
     db.cleanup().await;
 }
+
+/// With a zero `completed_retention` a completed job is deleted without a copy in
+/// `jobs_finished`; a failed one is still kept (its own retention applies).
+#[actix_rt::test]
+async fn zero_completed_retention_keeps_no_copy_of_completed_jobs() {
+    let db = TestDb::new().await;
+    let mut events = Events::new();
+    let engine = db
+        .engine()
+        .completed_retention(Duration::ZERO)
+        .register::<Probe>()
+        .data(events.sender())
+        .start()
+        .await
+        .unwrap();
+    let done = engine
+        .enqueue(Enqueue::new(Probe::new("ok")))
+        .await
+        .unwrap();
+    let failed = engine
+        .enqueue(Enqueue::new(Probe::behave("bad", Behave::FailUntil(99))).max_attempts(1))
+        .await
+        .unwrap();
+    events.take(2, Duration::from_secs(10)).await;
+    db.wait_count(
+        &format!("id = {failed} AND state = 'failed'"),
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    db.wait_count(&format!("id = {done}"), 0, Duration::from_secs(5))
+        .await;
+    let finished = db
+        .query("SELECT id, state FROM {schema}.jobs_finished")
+        .await;
+    assert_eq!(finished.len(), 1, "only the failed job is kept");
+    assert_eq!(finished[0].get::<_, i64>(0), failed);
+    engine.shutdown().await.unwrap();
+    db.cleanup().await;
+}

@@ -2,56 +2,18 @@
 //! `error`, each naming the job (id, kind, queue, lane, attempt/max) and the error, never
 //! its args; the engine's start and stop at `info`.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pglane::Enqueue;
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::support::*;
-
-/// Collects formatted log lines.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Lines {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Lines {
-    type Writer = Lines;
-
-    fn make_writer(&'a self) -> Lines {
-        self.clone()
-    }
-}
 
 /// A job failing every attempt logs one `warn` per failed attempt and one `error` when
 /// it fails for good, with what an operator needs to find it, and never its args.
 #[actix_rt::test]
 async fn failed_attempts_warn_and_failure_for_good_is_an_error() {
-    let lines = Lines::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(lines.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
     // The engine's actors run on this test's thread (one actix system per test).
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (lines, _capturing) = capture();
 
     let db = TestDb::new().await;
     let engine = db.engine().register::<Probe>().start().await.unwrap();

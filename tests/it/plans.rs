@@ -103,9 +103,9 @@ async fn outcome_and_renewal_batches_stay_linear_after_an_analyze_with_nothing_r
     let outcomes = analyzed_plan(
         &db,
         include_str!("../../src/store/sql/outcomes.sql"),
-        "bigint[], bigint[], text[], float8[], text[], text[]",
+        "bigint[], bigint[], text[], float8[], text[], text[], boolean",
         &format!(
-            "{}, {}, {actions}, {}, {}, {}",
+            "{}, {}, {actions}, {}, {}, {}, true",
             ids(),
             same("7"),
             same("0"),

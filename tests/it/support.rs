@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use pglane::devdb::TempPostgres;
@@ -427,4 +429,68 @@ pub fn test_path(module: &str, name: &str) -> String {
     } else {
         format!("{module}::{name}")
     }
+}
+
+/// Collects formatted log lines.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Lines {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+std::thread_local! {
+    /// Where log lines of this thread go, if a test captures them.
+    static CAPTURE: RefCell<Option<Lines>> = const { RefCell::new(None) };
+}
+
+/// Writes a line to the current thread's capture, or nowhere.
+struct ThreadCapture;
+
+impl Write for ThreadCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(lines) = &*c.borrow() {
+                lines.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the log lines of this thread (where the test's engine runs its actors)
+/// until the returned guard is dropped. One global subscriber for the whole test
+/// binary: a thread-local one (`set_default`) lost lines when other tests running in
+/// parallel had registered the same call sites first.
+pub fn capture() -> (Lines, impl Drop) {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadCapture)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            // Spans are printed when opened and closed, with their fields (the traces
+            // test).
+            .with_span_events(
+                tracing_subscriber::fmt::format::FmtSpan::NEW
+                    | tracing_subscriber::fmt::format::FmtSpan::CLOSE,
+            )
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    let lines = Lines::default();
+    CAPTURE.with(|c| *c.borrow_mut() = Some(lines.clone()));
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            CAPTURE.with(|c| *c.borrow_mut() = None);
+        }
+    }
+    (lines, Release)
 }

@@ -22,6 +22,7 @@ use crate::actor::supervisor::inbox::RunsEnded;
 use crate::dispatch::RunKey;
 use crate::job::{JobContext, Runner};
 use crate::outcome::RunResult;
+use crate::telemetry::spans::{process_span, RunSpan};
 
 pub(crate) use pool::{HandlerPool, Target};
 pub(crate) use signals::CancelSignals;
@@ -103,13 +104,15 @@ pub(crate) fn spawn(
     key: RunKey,
     ended: &EndedRuns,
 ) -> tokio::task::AbortHandle {
-    let span = tracing::info_span!(
-        "job",
-        id = ctx.id,
-        kind = ctx.kind,
-        lane = &*ctx.lane,
-        attempt = ctx.attempt,
-    );
+    let span = process_span(RunSpan {
+        queue: &ctx.queue,
+        id: ctx.id,
+        kind: ctx.kind,
+        attempt: ctx.attempt,
+        priority: ctx.priority,
+        lane: &ctx.lane,
+        link: ctx.traceparent.as_deref(),
+    });
     target.live.fetch_add(1, Ordering::AcqRel);
     let mut guard = EndGuard {
         key,

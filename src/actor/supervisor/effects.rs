@@ -17,6 +17,7 @@ use crate::job::JobContext;
 use crate::lane::LaneSpec;
 use crate::outcome::Action;
 use crate::store::{ClaimedJob, OutcomeRow};
+use crate::telemetry::metrics::{RunLabels, RunMetrics};
 
 impl Claimed for ClaimedJob {
     fn id(&self) -> i64 {
@@ -33,6 +34,7 @@ pub(super) struct Launch<'a> {
     setup: &'a RunSetup,
     ended: &'a EndedRuns,
     default_timeout: Duration,
+    metrics: &'a mut RunMetrics,
 }
 
 impl Launcher<ClaimedJob> for Launch<'_> {
@@ -70,8 +72,15 @@ impl Launcher<ClaimedJob> for Launch<'_> {
             pool: self.setup.app_pool.clone(),
             data: self.setup.data.clone(),
             ops: self.setup.ops.clone(),
+            queue: self.setup.queue.clone(),
+            traceparent: job.traceparent.map(Arc::from),
             cancel: self.setup.signals.register(key),
         };
+        let labels = RunLabels {
+            lane: self.metrics.lane_index(&lane.name),
+            kind: reg.kind,
+        };
+        self.metrics.started(labels, facts.waited);
         let watch = self.setup.handlers.watch();
         let handle = executor::spawn(
             &self.setup.target,
@@ -104,6 +113,7 @@ fn row((key, action): (RunKey, Action)) -> OutcomeRow {
         id: key.job,
         token: key.token,
         action,
+        labels: None,
     }
 }
 
@@ -113,11 +123,13 @@ impl JobSupervisor {
     pub(super) fn launcher<'a>(
         runs: &'a RunSetup,
         settings: &crate::config::Settings,
+        metrics: &'a mut RunMetrics,
     ) -> Launch<'a> {
         Launch {
             setup: runs,
             ended: &runs.ended,
             default_timeout: settings.job_timeout,
+            metrics,
         }
     }
 
@@ -127,8 +139,13 @@ impl JobSupervisor {
         let watch = self.runs.handlers.watch().clone();
         watch.take_started(&mut self.started_buf);
         self.core.runs_started(self.started_buf.drain(..));
-        self.core
-            .tick(Instant::now(), &mut Probe(&watch), &mut self.fx);
+        let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
+        self.core.tick(
+            Instant::now(),
+            &mut Probe(&watch),
+            &mut launch,
+            &mut self.fx,
+        );
         self.runs.signals.prune();
         self.carry_out(ctx);
         let core = &self.core;
@@ -143,18 +160,23 @@ impl JobSupervisor {
         for order in self.fx.claims.drain(..) {
             self.children.claimers[order.lane].do_send(Claim::from(order));
         }
-        if !self.fx.ended.is_empty() {
-            let now = Instant::now();
-            let lanes = self.core.lanes();
-            for end in self.fx.ended.drain(..) {
-                let action = &self.fx.outcomes[end.outcome].1;
-                self.run_log
-                    .ended(now, &lanes[end.lane].spec.name, &end, action);
-            }
-        }
         if let Some(completer) = &self.children.completer {
             if !self.fx.outcomes.is_empty() {
-                let rows = self.fx.outcomes.drain(..).map(row).collect();
+                let mut rows: Vec<OutcomeRow> = self.fx.outcomes.drain(..).map(row).collect();
+                let now = Instant::now();
+                let lanes = self.core.lanes();
+                for end in self.fx.ended.drain(..) {
+                    let labels = RunLabels {
+                        lane: end.lane as u16,
+                        kind: end.facts.kind,
+                    };
+                    self.run_metrics
+                        .ended(labels, now.saturating_duration_since(end.launched_at));
+                    let r = &mut rows[end.outcome];
+                    r.labels = Some(labels);
+                    self.run_log
+                        .ended(now, &lanes[end.lane].spec.name, &end, &r.action);
+                }
                 completer.do_send(Outcomes(rows));
             }
             if !self.fx.hand_backs_before_start.is_empty() {
@@ -168,7 +190,8 @@ impl JobSupervisor {
                     .send(HandBack(rows))
                     .into_actor(self)
                     .map(|written, act, ctx| {
-                        let mut launch = Self::launcher(&act.runs, &act.settings);
+                        let mut launch =
+                            Self::launcher(&act.runs, &act.settings, &mut act.run_metrics);
                         act.core.hand_back_written(
                             written.unwrap_or(false),
                             &mut launch,

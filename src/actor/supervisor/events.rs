@@ -6,8 +6,8 @@ use std::time::{Instant, SystemTime};
 use actix::prelude::*;
 
 use super::inbox::{
-    CancelRequested, ClaimReturned, JobsAvailable, LeasesLost, ListenerChanged, RunsEnded,
-    SchemaVerified, WakeLanes,
+    CancelRequested, ClaimReturned, JobsAvailable, LaneNow, LanesNow, LeasesLost, ListenerChanged,
+    RunsEnded, SchemaVerified, SnapshotLanes, WakeLanes,
 };
 use super::JobSupervisor;
 use crate::stats::ListenerMode;
@@ -53,7 +53,7 @@ impl Handler<ClaimReturned> for JobSupervisor {
 
     fn handle(&mut self, msg: ClaimReturned, ctx: &mut Context<Self>) {
         let result = msg.result.map_err(|_| ());
-        let mut launch = Self::launcher(&self.runs, &self.settings);
+        let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
         self.core.claim_returned(
             msg.lane,
             msg.token,
@@ -74,7 +74,13 @@ impl Handler<RunsEnded> for JobSupervisor {
         self.runs
             .signals
             .forget(self.ended_buf.iter().map(|(k, _)| *k));
-        self.core.runs_ended(self.ended_buf.drain(..), &mut self.fx);
+        let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
+        self.core.runs_ended(
+            self.ended_buf.drain(..),
+            &mut launch,
+            Instant::now(),
+            &mut self.fx,
+        );
         self.carry_out(ctx);
     }
 }
@@ -109,5 +115,32 @@ impl Handler<SchemaVerified> for JobSupervisor {
     fn handle(&mut self, _: SchemaVerified, ctx: &mut Context<Self>) {
         self.core.enable_claims(&mut self.fx);
         self.carry_out(ctx);
+    }
+}
+
+impl Handler<SnapshotLanes> for JobSupervisor {
+    type Result = LanesNow;
+
+    fn handle(&mut self, _: SnapshotLanes, _: &mut Context<Self>) -> LanesNow {
+        LanesNow {
+            lanes: self
+                .core
+                .lanes()
+                .iter()
+                .map(|l| LaneNow {
+                    name: l.spec.name.to_string(),
+                    lo: l.spec.lo,
+                    hi: l.spec.hi,
+                    slots: l.account.slots(),
+                    running: l.account.running(),
+                    paused: l.account.paused(),
+                })
+                .collect(),
+            listener: match self.listener.mode {
+                ListenerMode::Notify => "notify",
+                ListenerMode::PollOnly => "poll",
+            },
+            database_ok: self.store.unavailable().is_none(),
+        }
     }
 }

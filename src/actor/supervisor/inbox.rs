@@ -64,3 +64,28 @@ pub(crate) struct LeasesLost(pub(crate) Vec<RunKey>);
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub(crate) struct SchemaVerified;
+
+/// The heartbeat asks for the lanes as they are now (no database call).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "LanesNow")]
+pub(crate) struct SnapshotLanes;
+
+/// Each lane's state in this process, and whether the engine is connected.
+#[derive(Debug, Clone, Default, actix::MessageResponse)]
+pub(crate) struct LanesNow {
+    pub(crate) lanes: Vec<LaneNow>,
+    /// `notify` or `poll`.
+    pub(crate) listener: &'static str,
+    pub(crate) database_ok: bool,
+}
+
+/// One lane in [`LanesNow`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LaneNow {
+    pub(crate) name: String,
+    pub(crate) lo: i16,
+    pub(crate) hi: i16,
+    pub(crate) slots: u32,
+    pub(crate) running: u32,
+    pub(crate) paused: bool,
+}

@@ -24,6 +24,7 @@ use tokio::task::AbortHandle;
 use crate::actor::claimer::{ClaimBase, Claimer};
 use crate::actor::completer::{Completer, StuckPolicy};
 use crate::actor::executor::{CancelSignals, EndedRuns, HandlerPool, Target};
+use crate::actor::heartbeat::{Heartbeat, HeartbeatReports};
 use crate::actor::leases::Leases;
 use crate::actor::listener::{Listener, ListenerReports};
 use crate::actor::maintenance::{Maintenance, MaintenanceReports};
@@ -37,6 +38,7 @@ use crate::ops::Ops;
 use crate::outcome::RunResult;
 use crate::stats::{ListenerMode, ListenerStats};
 use crate::store::{ClaimedJob, Pool, Store};
+use crate::telemetry::metrics::{EngineLabels, Gauges, OutcomeMetrics, RunMetrics};
 use crate::telemetry::RunLog;
 
 /// The actor applications talk to: send it [`Enqueue`](crate::Enqueue),
@@ -56,6 +58,10 @@ pub struct JobSupervisor {
     listener: ListenerStats,
     /// Logs runs that ended (rate limited).
     run_log: RunLog,
+    /// Runs started and ended, by lane and kind.
+    run_metrics: RunMetrics,
+    /// Lane and engine gauges, refreshed every `metrics_interval`.
+    gauges: Gauges,
     /// Pauses and shutdowns waiting for the core's answer.
     waiters: HashMap<WaiterId, oneshot::Sender<()>>,
     /// Reused buffers for runs that ended and started.
@@ -70,6 +76,7 @@ struct RunSetup {
     data: Arc<DataMap>,
     /// Handed to every run, for jobs that enqueue jobs.
     ops: Arc<Ops>,
+    queue: Arc<str>,
     handlers: Arc<HandlerPool>,
     /// The handler runtime new runs go to.
     target: Target,
@@ -88,6 +95,7 @@ struct Children {
     listener: Option<Addr<Listener>>,
     maintenance: Option<Addr<Maintenance>>,
     scheduler: Option<Addr<Scheduler>>,
+    heartbeat: Option<Addr<Heartbeat>>,
 }
 
 /// Everything the supervisor is built from (assembled by the engine builder).
@@ -144,6 +152,7 @@ impl JobSupervisor {
             p.schema_verified,
             config,
         );
+        let labels = EngineLabels::new(&s.queue, specs.iter().map(|l| l.name.clone()));
         let me = ctx.address();
         let children = Children {
             claimers: specs
@@ -151,7 +160,9 @@ impl JobSupervisor {
                 .enumerate()
                 .map(|(i, spec)| {
                     let base = p.claim_base.clone();
-                    Claimer::new(p.store.clone(), i, spec, base, me.clone().recipient()).start()
+                    let metrics = labels.claims(i as u16);
+                    let reply = me.clone().recipient();
+                    Claimer::new(p.store.clone(), i, spec, base, metrics, reply).start()
                 })
                 .collect(),
             completer: Some(
@@ -162,6 +173,8 @@ impl JobSupervisor {
                         limit: s.max_rescues,
                         retry_backoff: s.retry_backoff,
                     },
+                    OutcomeMetrics::new(labels.clone()),
+                    !s.completed_retention.is_zero(),
                 )
                 .start(),
             ),
@@ -202,6 +215,21 @@ impl JobSupervisor {
             scheduler: (!p.schedules.is_empty()).then(|| {
                 Scheduler::new(p.store.clone(), p.schedules, &p.claim_base.worker_id).start()
             }),
+            heartbeat: Some(
+                Heartbeat::new(
+                    p.store.clone(),
+                    p.settings.queue.clone(),
+                    p.claim_base.worker_id.clone(),
+                    p.settings.heartbeat_interval,
+                    HeartbeatReports {
+                        lanes: me.clone().recipient(),
+                        pause: me.clone().recipient(),
+                        resume: me.clone().recipient(),
+                        concurrency: me.clone().recipient(),
+                    },
+                )
+                .start(),
+            ),
         };
         JobSupervisor {
             core,
@@ -211,12 +239,15 @@ impl JobSupervisor {
                 app_pool: p.app_pool,
                 data: p.data,
                 ops: Arc::new(ops.clone()),
+                queue: Arc::from(p.settings.queue.as_str()),
                 target: p.handlers.target(),
                 handlers: p.handlers,
                 ended: EndedRuns::new(me.recipient()),
                 signals: CancelSignals::default(),
             },
             run_log: RunLog::new(&p.settings.queue),
+            run_metrics: RunMetrics::new(labels.clone()),
+            gauges: Gauges::new(&labels, specs.len()),
             settings: p.settings,
             store: p.store,
             ops,
@@ -226,6 +257,19 @@ impl JobSupervisor {
             ended_buf: Vec::new(),
             started_buf: Vec::new(),
         }
+    }
+
+    /// Sets the lane and engine gauges from a fresh [`Stats`](crate::Stats).
+    fn refresh_gauges(&mut self, ctx: &mut Context<Self>) {
+        ctx.address()
+            .send(crate::Stats)
+            .into_actor(self)
+            .map(|stats, act, _| {
+                if let Ok(Ok(stats)) = stats {
+                    act.gauges.set(&stats);
+                }
+            })
+            .spawn(ctx);
     }
 
     fn poll_interval(&self) -> Duration {
@@ -264,6 +308,9 @@ impl Actor for JobSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.settings.tick_interval(), |act, ctx| act.tick(ctx));
+        ctx.run_interval(self.settings.metrics_interval, |act, ctx| {
+            act.refresh_gauges(ctx)
+        });
         self.poll(ctx);
     }
 }
@@ -278,5 +325,8 @@ fn stop_helpers(sup: &mut JobSupervisor) {
     }
     if let Some(s) = sup.children.scheduler.take() {
         s.do_send(crate::actor::scheduler::StopScheduler);
+    }
+    if let Some(h) = sup.children.heartbeat.take() {
+        h.do_send(crate::actor::heartbeat::StopHeartbeat);
     }
 }

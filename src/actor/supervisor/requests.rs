@@ -41,13 +41,15 @@ impl Handler<Retry> for JobSupervisor {
 impl Handler<Pause> for JobSupervisor {
     type Result = ResponseFuture<Result<()>>;
 
-    fn handle(&mut self, msg: Pause, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Pause, ctx: &mut Context<Self>) -> Self::Result {
         let Some(i) = self.core.lane_id(&msg.0) else {
             return Box::pin(std::future::ready(Err(Error::UnknownLane(msg.0))));
         };
         // Answered only once a claim already in flight has returned (its jobs are handed
-        // back): from then on, no job enqueued can start in this lane.
-        let in_flight = self.core.pause(i).map(|w| self.waiter(w));
+        // back): from then on, no job enqueued can start in this lane. Jobs the lane
+        // held ready (prefetched) are handed back now.
+        let in_flight = self.core.pause(i, &mut self.fx).map(|w| self.waiter(w));
+        self.carry_out(ctx);
         Box::pin(async move {
             if let Some(rx) = in_flight {
                 let _ = rx.await;
@@ -102,6 +104,11 @@ impl Handler<Stats> for JobSupervisor {
                     priorities: (l.spec.lo, l.spec.hi),
                     concurrency: l.account.slots(),
                     running: l.account.running(),
+                    prefetch: l.account.prefetch(),
+                    target_wait: l.target.as_ref().map(|t| t.target()),
+                    wait_p99: l.target.as_ref().and_then(|t| t.p99()),
+                    throttle: l.share,
+                    prefetched: l.account.held(),
                     stuck: l.stuck,
                     paused: l.account.paused(),
                     started: l.started,

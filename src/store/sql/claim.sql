@@ -47,4 +47,4 @@ SET state       = 'running',
 FROM picked, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
 WHERE j.id = picked.id
 RETURNING j.id, j.kind, j.priority, j.attempt, j.max_attempts, j.args, j.timeout_ms, j.run_at,
-          j.rescues
+          j.rescues, j.metadata->>'traceparent'

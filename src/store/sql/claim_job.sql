@@ -11,4 +11,4 @@ SET state       = 'running',
     started_at  = now()
 WHERE j.id = $1::bigint AND j.state = 'available'
 RETURNING j.id, j.kind, j.priority, j.attempt, j.max_attempts, j.args, j.timeout_ms, j.run_at,
-          j.rescues
+          j.rescues, j.metadata->>'traceparent', j.queue

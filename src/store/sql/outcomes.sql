@@ -18,7 +18,9 @@
 -- for jobs) put jobs on the outside and rescanned the CTE once per job: quadratic,
 -- measured at 1.5 s for 2,000 outcomes, which capped the engine near 1,000 jobs/s.
 --
---   complete, fail        -> moved to jobs_finished (completed / failed)
+--   complete, fail        -> moved to jobs_finished (completed / failed); completed
+--                            jobs only deleted when $7 is false (zero retention: the
+--                            copy, its index entries and the later prune are saved)
 --   retry                 -> available after the delay, error recorded
 --   snooze                -> available after the delay, attempt given back
 --   release               -> available at its old run_at, attempt given back
@@ -56,6 +58,7 @@ moved AS (
                 ELSE errors END,
            created_at, started_at, now()
     FROM finished
+    WHERE action = 'fail' OR $7::boolean
     RETURNING id
 ),
 requeued AS (
@@ -82,6 +85,8 @@ requeued AS (
       AND j.cancel_request IS NULL
     RETURNING j.id
 )
-SELECT id FROM moved
+-- `moved` runs whether or not it is read (data-modifying CTEs always run to completion);
+-- the ids applied are those deleted, copied or not.
+SELECT id FROM finished
 UNION ALL
 SELECT id FROM requeued

@@ -1,0 +1,411 @@
+//! The dashboard's statements, on a client the caller owns (a pooled connection): job
+//! lists and counts under a filter, one job in full, bulk actions, enqueue by hand, the
+//! overview's figures, engines and lane controls. The caller validates the schema name
+//! and every filter value; rows come back as plain records.
+
+use std::time::SystemTime;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::GenericClient;
+
+use super::operator::ListedJob;
+use super::render;
+use crate::error::Result;
+
+/// A filter's values as the statements take them (`None`: any).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct FilterParams {
+    pub(crate) state: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) queue: Option<String>,
+    pub(crate) priority_min: Option<i32>,
+    pub(crate) priority_max: Option<i32>,
+    pub(crate) id: Option<i64>,
+    pub(crate) unique_key: Option<String>,
+    pub(crate) args: Option<serde_json::Value>,
+}
+
+impl FilterParams {
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.state,
+            &self.kind,
+            &self.queue,
+            &self.priority_min,
+            &self.priority_max,
+            &self.id,
+            &self.unique_key,
+            &self.args,
+        ]
+    }
+}
+
+/// Where a page of the list starts: after this row.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) enum After {
+    /// The first page.
+    #[default]
+    Start,
+    /// Newest first: after this id.
+    Id(i64),
+    /// Most urgent first: after this (priority, run_at, id).
+    Urgent(i16, SystemTime, i64),
+}
+
+fn listed(r: &tokio_postgres::Row) -> Result<ListedJob> {
+    Ok(ListedJob {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        queue: r.try_get(2)?,
+        priority: r.try_get(3)?,
+        state: r.try_get(4)?,
+        attempt: r.try_get(5)?,
+        max_attempts: r.try_get(6)?,
+        run_at: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+        finished_at: r.try_get(9)?,
+        last_error: r.try_get(10)?,
+        // The dashboard does not show flows' edges (`pglane list` and `show` do).
+        parents: Vec::new(),
+        children: Vec::new(),
+    })
+}
+
+/// One page of jobs matching `f`: newest first, or (with `urgent`) live jobs most urgent
+/// first.
+pub(crate) async fn list<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    f: &FilterParams,
+    urgent: bool,
+    after: After,
+    limit: i64,
+) -> Result<Vec<ListedJob>> {
+    let mut params: Vec<&(dyn ToSql + Sync)> = f.params().to_vec();
+    let rows = if urgent {
+        let (p, at, id) = match after {
+            After::Urgent(p, at, id) => (Some(i32::from(p)), Some(at), Some(id)),
+            _ => (None, None, None),
+        };
+        let sql = render(include_str!("sql/dash_list_urgent.sql"), schema, "");
+        params.extend([&p as &(dyn ToSql + Sync), &at, &id, &limit]);
+        client.query(&sql, &params).await?
+    } else {
+        let id = match after {
+            After::Id(id) => Some(id),
+            _ => None,
+        };
+        let sql = render(include_str!("sql/dash_list_newest.sql"), schema, "");
+        params.extend([&id as &(dyn ToSql + Sync), &limit]);
+        client.query(&sql, &params).await?
+    };
+    rows.iter().map(listed).collect()
+}
+
+/// How many jobs match `f`, counting at most `cap`.
+pub(crate) async fn count<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    f: &FilterParams,
+    cap: i64,
+) -> Result<i64> {
+    let sql = render(include_str!("sql/dash_count.sql"), schema, "");
+    let mut params: Vec<&(dyn ToSql + Sync)> = f.params().to_vec();
+    params.push(&cap);
+    Ok(client.query_one(&sql, &params).await?.try_get(0)?)
+}
+
+/// One job in full (`dash_job.sql`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JobDetail {
+    pub(crate) job: ListedJob,
+    pub(crate) started_at: Option<SystemTime>,
+    pub(crate) args_pretty: String,
+    /// The `errors` array as JSON text.
+    pub(crate) errors: String,
+    pub(crate) worker_id: Option<String>,
+    pub(crate) lease_until: Option<SystemTime>,
+    pub(crate) unique_key: Option<String>,
+    pub(crate) timeout_ms: Option<i32>,
+    pub(crate) rescues: i32,
+}
+
+/// The job with this id, live or finished.
+pub(crate) async fn job<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    id: i64,
+) -> Result<Option<JobDetail>> {
+    let sql = render(include_str!("sql/dash_job.sql"), schema, "");
+    let Some(r) = client.query(&sql, &[&id]).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    Ok(Some(JobDetail {
+        job: ListedJob {
+            id: r.try_get(0)?,
+            kind: r.try_get(1)?,
+            queue: r.try_get(2)?,
+            priority: r.try_get(3)?,
+            state: r.try_get(4)?,
+            attempt: r.try_get(5)?,
+            max_attempts: r.try_get(6)?,
+            run_at: r.try_get(7)?,
+            created_at: r.try_get(8)?,
+            finished_at: r.try_get(10)?,
+            last_error: None,
+            parents: Vec::new(),
+            children: Vec::new(),
+        },
+        started_at: r.try_get(9)?,
+        args_pretty: r.try_get(11)?,
+        errors: r.try_get(12)?,
+        worker_id: r.try_get(13)?,
+        lease_until: r.try_get(14)?,
+        unique_key: r.try_get(15)?,
+        timeout_ms: r.try_get(16)?,
+        rescues: r.try_get(17)?,
+    }))
+}
+
+/// A bulk action on a set of ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BulkAction {
+    Retry,
+    Cancel,
+    Delete,
+    RunNow,
+}
+
+/// Applies `action` to the jobs of `ids` it applies to; returns how many changed. Wakes
+/// the workers (one NOTIFY) when jobs became due.
+pub(crate) async fn apply<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    channel: &str,
+    action: BulkAction,
+    ids: &[i64],
+) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let file = match action {
+        BulkAction::Retry => include_str!("sql/dash_retry_many.sql"),
+        BulkAction::Cancel => include_str!("sql/dash_cancel_many.sql"),
+        BulkAction::Delete => include_str!("sql/dash_delete_finished.sql"),
+        BulkAction::RunNow => include_str!("sql/dash_run_now.sql"),
+    };
+    let sql = render(file, schema, channel);
+    let ids = ids.to_vec();
+    let changed = match client.query(&sql, &[&ids]).await {
+        Ok(rows) => rows.len() as u64,
+        // A live unique key held by one of the jobs fails the whole batch: retry the
+        // rest one by one, so that one job does not block the others.
+        Err(e) if action == BulkAction::Retry && e.code().map(|c| c.code()) == Some("23505") => {
+            let mut n = 0;
+            for id in &ids {
+                if let Ok(rows) = client.query(&sql, &[&vec![*id]]).await {
+                    n += rows.len() as u64;
+                }
+            }
+            n
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if changed > 0 && matches!(action, BulkAction::Retry | BulkAction::RunNow) {
+        let notify = render(include_str!("sql/notify.sql"), schema, channel);
+        client.query(&notify, &[]).await?;
+    }
+    Ok(changed)
+}
+
+/// Enqueues one job through the schema's SQL `enqueue` function; returns its id.
+pub(crate) async fn enqueue<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    kind: &str,
+    args: &serde_json::Value,
+    priority: i32,
+    queue: &str,
+    delay_s: f64,
+) -> Result<i64> {
+    let sql = render(include_str!("sql/dash_enqueue.sql"), schema, "");
+    let row = client
+        .query_one(&sql, &[&kind, args, &priority, &queue, &delay_s])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Rows and pages of the job tables from the catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct TableSizes {
+    pub(crate) live_pages: i64,
+    pub(crate) live_rows: f64,
+    pub(crate) finished_pages: i64,
+    pub(crate) finished_rows: f64,
+}
+
+pub(crate) async fn table_sizes<C: GenericClient>(client: &C, schema: &str) -> Result<TableSizes> {
+    let rows = client
+        .query(include_str!("sql/dash_table_sizes.sql"), &[&schema])
+        .await?;
+    let mut out = TableSizes::default();
+    for r in rows {
+        let name: String = r.try_get(0)?;
+        let (pages, tuples): (i64, f64) = (r.try_get(1)?, r.try_get(2)?);
+        if name == "jobs" {
+            (out.live_pages, out.live_rows) = (pages, tuples);
+        } else {
+            (out.finished_pages, out.finished_rows) = (pages, tuples);
+        }
+    }
+    Ok(out)
+}
+
+/// Estimated jobs per (table, state) from the planner's statistics.
+pub(crate) async fn state_estimates<C: GenericClient>(
+    client: &C,
+    schema: &str,
+) -> Result<Vec<(String, String, f64)>> {
+    let rows = client
+        .query(include_str!("sql/dash_state_estimates.sql"), &[&schema])
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// Due jobs waiting in a priority range (counted up to `cap`) and the oldest wait among
+/// those counted, in seconds.
+pub(crate) async fn lane_waiting<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    lo: i16,
+    hi: i16,
+    cap: i64,
+) -> Result<(i64, Option<f64>)> {
+    let sql = render(include_str!("sql/dash_lane_waiting.sql"), schema, "");
+    let r = client
+        .query_one(&sql, &[&i32::from(lo), &i32::from(hi), &cap])
+        .await?;
+    Ok((r.try_get(0)?, r.try_get(1)?))
+}
+
+/// One lane's minute of the last hour (`dash_throughput.sql`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LaneMinute {
+    pub(crate) lane: String,
+    /// The minute, as Unix seconds.
+    pub(crate) minute: f64,
+    pub(crate) completed: i64,
+    pub(crate) failed: i64,
+    pub(crate) wait_p50_s: Option<f64>,
+    pub(crate) wait_p99_s: Option<f64>,
+}
+
+/// Per lane (name, lowest, highest priority) and minute of the last hour: throughput and
+/// wait percentiles.
+pub(crate) async fn throughput<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    lanes: &[(String, i16, i16)],
+) -> Result<Vec<LaneMinute>> {
+    let sql = render(include_str!("sql/dash_throughput.sql"), schema, "");
+    let names: Vec<&str> = lanes.iter().map(|l| l.0.as_str()).collect();
+    let los: Vec<i32> = lanes.iter().map(|l| i32::from(l.1)).collect();
+    let his: Vec<i32> = lanes.iter().map(|l| i32::from(l.2)).collect();
+    let rows = client.query(&sql, &[&names, &los, &his]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LaneMinute {
+                lane: r.try_get(0)?,
+                minute: r.try_get(1)?,
+                completed: r.try_get(2)?,
+                failed: r.try_get(3)?,
+                wait_p50_s: r.try_get(4)?,
+                wait_p99_s: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+/// An engine alive now, as its last heartbeat described it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EngineRow {
+    pub(crate) worker_id: String,
+    pub(crate) queue: String,
+    pub(crate) started_at: SystemTime,
+    pub(crate) seen_at: SystemTime,
+    pub(crate) listener: String,
+    pub(crate) database_ok: bool,
+    /// Its lanes as JSON text (see migration 6).
+    pub(crate) lanes: String,
+}
+
+pub(crate) async fn engines<C: GenericClient>(client: &C, schema: &str) -> Result<Vec<EngineRow>> {
+    let sql = render(include_str!("sql/dash_engines.sql"), schema, "");
+    let rows = client.query(&sql, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(EngineRow {
+                worker_id: r.try_get(0)?,
+                queue: r.try_get(1)?,
+                started_at: r.try_get(2)?,
+                seen_at: r.try_get(3)?,
+                listener: r.try_get(4)?,
+                database_ok: r.try_get(5)?,
+                lanes: r.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+/// A lane's control as operators set it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LaneControlRow {
+    pub(crate) queue: String,
+    pub(crate) lane: String,
+    pub(crate) paused: bool,
+    pub(crate) concurrency: Option<i32>,
+    pub(crate) version: i64,
+    pub(crate) updated_at: SystemTime,
+    pub(crate) updated_by: Option<String>,
+}
+
+pub(crate) async fn lane_controls<C: GenericClient>(
+    client: &C,
+    schema: &str,
+) -> Result<Vec<LaneControlRow>> {
+    let sql = render(include_str!("sql/dash_lane_controls.sql"), schema, "");
+    let rows = client.query(&sql, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LaneControlRow {
+                queue: r.try_get(0)?,
+                lane: r.try_get(1)?,
+                paused: r.try_get(2)?,
+                concurrency: r.try_get(3)?,
+                version: r.try_get(4)?,
+                updated_at: r.try_get(5)?,
+                updated_by: r.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+/// Sets a lane's control (pause or resume, concurrency; `None` keeps each); returns the
+/// new version.
+pub(crate) async fn set_lane_control<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    queue: &str,
+    lane: &str,
+    paused: Option<bool>,
+    concurrency: Option<i32>,
+    by: &str,
+) -> Result<i64> {
+    let sql = render(include_str!("sql/dash_set_lane_control.sql"), schema, "");
+    let row = client
+        .query_one(&sql, &[&queue, &lane, &paused, &concurrency, &by])
+        .await?;
+    Ok(row.try_get(0)?)
+}
