@@ -123,6 +123,9 @@ pub struct JobSummary {
     pub queue: String,
     /// Its priority (lower is more urgent).
     pub priority: i16,
+    /// For a live job raised by its lane's aging, the priority it was enqueued with
+    /// (see [`Lane::age_after`](crate::Lane::age_after)); `None` otherwise.
+    pub base_priority: Option<i16>,
     /// Its state.
     pub state: JobState,
     /// Attempts started so far.
@@ -256,6 +259,7 @@ fn summary(j: operator::ListedJob) -> JobSummary {
         created_at: j.created_at,
         finished_at: j.finished_at,
         last_error: j.last_error,
+        base_priority: j.base_priority,
         parents: j.parents,
         children: j.children,
     }

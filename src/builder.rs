@@ -66,7 +66,8 @@ impl EngineBuilder {
     /// engines declare different definitions of one schedule, the stored definition is
     /// the one written by the engine that started last, and all fire that one. A bad
     /// cron expression or time zone fails [`start`](Self::start) with
-    /// [`Error::InvalidCron`] or [`Error::UnknownTimeZone`], before anything is written.
+    /// [`Error::InvalidCron`] or [`Error::UnknownTimeZone`], a job the enqueue API would
+    /// reject with [`Error::InvalidJob`], before anything is written.
     pub fn schedule(mut self, schedule: Schedule) -> Self {
         self.schedules.push(schedule);
         self

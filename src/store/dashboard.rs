@@ -65,7 +65,9 @@ fn listed(r: &tokio_postgres::Row) -> Result<ListedJob> {
         created_at: r.try_get(8)?,
         finished_at: r.try_get(9)?,
         last_error: r.try_get(10)?,
-        // The dashboard does not show flows' edges (`pglane list` and `show` do).
+        // The dashboard shows the current (possibly aged) priority.
+        base_priority: None,
+        // Nor flows' edges (`pglane list` and `show` show them).
         parents: Vec::new(),
         children: Vec::new(),
     })
@@ -153,6 +155,7 @@ pub(crate) async fn job<C: GenericClient>(
             created_at: r.try_get(8)?,
             finished_at: r.try_get(10)?,
             last_error: None,
+            base_priority: None,
             parents: Vec::new(),
             children: Vec::new(),
         },

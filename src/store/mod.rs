@@ -79,6 +79,7 @@ pub(crate) struct Sql {
     pub(crate) schedule_heartbeat: String,
     pub(crate) schedule_load: String,
     pub(crate) schedule_fire: String,
+    pub(crate) age_jobs: String,
 }
 
 impl Sql {
@@ -109,6 +110,7 @@ impl Sql {
             schedule_heartbeat: r(include_str!("sql/schedule_heartbeat.sql")),
             schedule_load: r(include_str!("sql/schedule_load.sql")),
             schedule_fire: r(include_str!("sql/schedule_fire.sql")),
+            age_jobs: r(include_str!("sql/age_jobs.sql")),
         }
     }
 }

@@ -39,6 +39,7 @@ pub(crate) struct ListedJob {
     pub(crate) created_at: SystemTime,
     pub(crate) finished_at: Option<SystemTime>,
     pub(crate) last_error: Option<String>,
+    pub(crate) base_priority: Option<i16>,
     pub(crate) parents: Vec<i64>,
     pub(crate) children: Vec<i64>,
 }
@@ -127,8 +128,9 @@ pub(crate) async fn list_jobs<C: GenericClient>(
                 created_at: r.try_get(8)?,
                 finished_at: r.try_get(9)?,
                 last_error: r.try_get(10)?,
-                parents: r.try_get(11)?,
-                children: r.try_get(12)?,
+                base_priority: r.try_get(11)?,
+                parents: r.try_get(12)?,
+                children: r.try_get(13)?,
             })
         })
         .collect()
@@ -163,8 +165,9 @@ pub(crate) async fn show_job<C: GenericClient>(
                 .and_then(|e| e.get("error"))
                 .and_then(|e| e.as_str())
                 .map(str::to_string),
-            parents: r.try_get(17)?,
-            children: r.try_get(18)?,
+            base_priority: r.try_get(17)?,
+            parents: r.try_get(18)?,
+            children: r.try_get(19)?,
         },
         started_at: r.try_get(9)?,
         args: r.try_get(11)?,

@@ -100,7 +100,8 @@ impl TestSchema {
     pub async fn at(url: &str) -> Result<TestSchema> {
         let schema = format!("test_{:016x}", fastrand::u64(..));
         crate::migrate(url, &schema).await?;
-        let store = Store::standalone(&url.into_pg_config()?, &schema, 4)?;
+        let channel = crate::migrate::channel_for(&schema)?;
+        let store = Store::standalone(url.into_pg_config()?, &schema, &channel, 4)?;
         let gate = Arc::new(NotifyGate::new(&[], crate::DEFAULT_QUEUE, false));
         let ops = Arc::new(Ops::new(
             store.clone(),

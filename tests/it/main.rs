@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod aging;
 mod bad_input;
 mod cli;
 mod concurrency;

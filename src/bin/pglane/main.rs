@@ -104,6 +104,9 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Periodic jobs: cron, time zone, policy for missed ticks, active or not (a
+    /// schedule no running engine declares is inactive), last and next run.
+    Schedules,
     /// Delete finished jobs (completed, failed, cancelled) older than a cut-off.
     Prune {
         /// Delete jobs that finished more than this many seconds ago.
@@ -245,6 +248,10 @@ async fn run(cli: Cli) -> pglane::Result<u8> {
                 Err(e) => return Err(e),
             }
         }
+        Command::Schedules => println!(
+            "{}",
+            print::schedules(&admin::schedules(&client, schema).await?, now)
+        ),
         Command::Dashboard { .. } => unreachable!("served in main"),
         Command::Prune { older_than } => {
             let older_than = Duration::from_secs(older_than);

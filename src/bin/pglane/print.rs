@@ -200,6 +200,50 @@ pub(crate) fn id_list(ids: &[i64], max: usize) -> String {
     }
 }
 
+/// Periodic jobs, one per line: what `pglane schedules` prints.
+pub(crate) fn schedules(list: &[pglane::ScheduleStats], now: SystemTime) -> String {
+    if list.is_empty() {
+        return "no schedules".to_string();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.cron.clone(),
+                s.time_zone.clone(),
+                s.kind.clone(),
+                s.missed.clone(),
+                if s.active { "active" } else { "inactive" }.to_string(),
+                s.last_run_at.map_or("never".into(), |t| relative(t, now)),
+                match (s.active, s.next_run) {
+                    (true, Some(t)) => relative(t, now),
+                    (false, _) => "-".into(),
+                    (true, None) => "none".into(),
+                },
+                s.runs.to_string(),
+                s.skipped.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "name",
+            "cron",
+            "time zone",
+            "kind",
+            "missed",
+            "state",
+            "last run",
+            "next run",
+            "runs",
+            "skipped",
+        ],
+        &rows,
+        &[8, 9],
+    )
+}
+
 /// `3m ago` or `in 20s`, relative to `now`.
 pub(crate) fn relative(t: SystemTime, now: SystemTime) -> String {
     match t.duration_since(now) {

@@ -8,7 +8,7 @@ SELECT id, kind, queue, priority,
        attempt, max_attempts, run_at, created_at, started_at, finished_at,
        args, errors,
        ARRAY(SELECT (e ->> 'at')::timestamptz FROM jsonb_array_elements(errors) AS e) AS error_times,
-       unique_key, worker_id, rescues,
+       unique_key, worker_id, rescues, base_priority,
        ARRAY(SELECT e.parent FROM /* TEMPLATE: schema */job_deps AS e
              WHERE e.child = $1::bigint ORDER BY e.parent) AS parents,
        ARRAY(SELECT e.child FROM /* TEMPLATE: schema */job_deps AS e
