@@ -170,6 +170,16 @@ impl Ops {
     }
 }
 
+/// The ids `enqueue_flow()` returned (in plan order) in the order the jobs were added:
+/// `order[k]` is the added index of the plan's `k`-th job.
+fn in_added_order(ids: Vec<i64>, order: &[usize]) -> Vec<i64> {
+    let mut out = vec![0; ids.len()];
+    for (k, id) in ids.into_iter().enumerate() {
+        out[order[k]] = id;
+    }
+    out
+}
+
 /// Counts `inserted` of `jobs` in `pglane_jobs_enqueued_total`, one counter call per run
 /// of jobs sharing a queue and kind (a batch is usually one). When some were skipped
 /// (a live unique key), the inserted count goes to the first job's queue and kind.
@@ -192,14 +202,4 @@ fn count_enqueued(jobs: &[NewJob], inserted: usize) {
             start = i;
         }
     }
-}
-
-/// The ids `enqueue_flow()` returned (in plan order) in the order the jobs were added:
-/// `order[k]` is the added index of the plan's `k`-th job.
-fn in_added_order(ids: Vec<i64>, order: &[usize]) -> Vec<i64> {
-    let mut out = vec![0; ids.len()];
-    for (k, id) in ids.into_iter().enumerate() {
-        out[order[k]] = id;
-    }
-    out
 }

@@ -67,7 +67,7 @@ fn listed(r: &tokio_postgres::Row) -> Result<ListedJob> {
         last_error: r.try_get(10)?,
         // The dashboard shows the current (possibly aged) priority.
         base_priority: None,
-        // Listed rows carry no dependencies; the detail page reads them.
+        // Nor flows' edges (`pglane list` and `show` show them).
         parents: Vec::new(),
         children: Vec::new(),
     })

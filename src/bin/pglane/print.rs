@@ -95,8 +95,7 @@ pub(crate) fn jobs(jobs: &[JobSummary], now: SystemTime) -> String {
                 j.priority.to_string(),
                 format!("{}/{}", j.attempt, j.max_attempts),
                 relative(j.run_at, now),
-                id_list(&j.parents),
-                id_list(&j.children),
+                id_list(&j.parents, 3),
                 error.replace('\n', " "),
             ]
         })
@@ -111,24 +110,11 @@ pub(crate) fn jobs(jobs: &[JobSummary], now: SystemTime) -> String {
             "attempts",
             "run at",
             "after",
-            "before",
             "last error",
         ],
         &rows,
         &[0, 4, 5],
     )
-}
-
-/// Job ids, `1,2,3`, the first five and how many more for long lists; `-` for none.
-fn id_list(ids: &[i64]) -> String {
-    if ids.is_empty() {
-        return "-".into();
-    }
-    let shown: Vec<String> = ids.iter().take(5).map(i64::to_string).collect();
-    match ids.len() {
-        n if n > 5 => format!("{} (+{} more)", shown.join(","), n - 5),
-        _ => shown.join(","),
-    }
 }
 
 /// One job: its fields, args, and a history of state changes, oldest first.
@@ -144,14 +130,15 @@ pub(crate) fn job(d: &JobDetail, now: SystemTime) -> String {
     if let Some(w) = &d.worker_id {
         out.push_str(&format!("worker:   {w}\n"));
     }
-    if !j.parents.is_empty() {
-        out.push_str(&format!("after:    {}\n", id_list(&j.parents)));
-    }
-    if !j.children.is_empty() {
-        out.push_str(&format!("before:   {}\n", id_list(&j.children)));
-    }
     if d.rescues > 0 {
         out.push_str(&format!("rescues:  {}\n", d.rescues));
+    }
+    // Its flow: what it waits for, and what waits for it.
+    if !j.parents.is_empty() {
+        out.push_str(&format!("after:    {}\n", id_list(&j.parents, 20)));
+    }
+    if !j.children.is_empty() {
+        out.push_str(&format!("before:   {}\n", id_list(&j.children, 20)));
     }
     let args = serde_json::to_string_pretty(&d.args).unwrap_or_else(|_| d.args.to_string());
     out.push_str(&format!(
@@ -202,6 +189,15 @@ pub(crate) fn job(d: &JobDetail, now: SystemTime) -> String {
         out.push('\n');
     }
     out.trim_end().to_string()
+}
+
+/// `1, 2, 3`, or the first `max` ids and how many more.
+pub(crate) fn id_list(ids: &[i64], max: usize) -> String {
+    let shown: Vec<String> = ids.iter().take(max).map(i64::to_string).collect();
+    match ids.len() {
+        n if n > max => format!("{} (+{} more)", shown.join(", "), n - max),
+        _ => shown.join(", "),
+    }
 }
 
 /// Periodic jobs, one per line: what `pglane schedules` prints.
@@ -311,6 +307,13 @@ fn civil(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_lists_are_cut() {
+        assert_eq!(id_list(&[], 3), "");
+        assert_eq!(id_list(&[1, 2], 3), "1, 2");
+        assert_eq!(id_list(&[1, 2, 3, 4, 5], 3), "1, 2, 3 (+2 more)");
+    }
 
     #[test]
     fn durations_round_to_the_nearest_unit() {

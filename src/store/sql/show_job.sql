@@ -1,7 +1,8 @@
 -- One job, live or finished, for `pglane show` and `admin::show`: everything the
 -- operator may need, args included (unlike list_jobs). A live `available` job whose
 -- run_at is still ahead is reported as `scheduled`. The errors' timestamps are cast here
--- (the jsonb holds them as text), so the client needs no date parser.
+-- (the jsonb holds them as text), so the client needs no date parser. `parents` and
+-- `children` are its dependencies (flows).
 SELECT id, kind, queue, priority,
        CASE WHEN state = 'available' AND run_at > now() THEN 'scheduled' ELSE state END AS state,
        attempt, max_attempts, run_at, created_at, started_at, finished_at,
@@ -9,8 +10,8 @@ SELECT id, kind, queue, priority,
        ARRAY(SELECT (e ->> 'at')::timestamptz FROM jsonb_array_elements(errors) AS e) AS error_times,
        unique_key, worker_id, rescues, base_priority,
        ARRAY(SELECT e.parent FROM /* TEMPLATE: schema */job_deps AS e
-             WHERE e.child = j.id ORDER BY e.parent) AS parents,
+             WHERE e.child = $1::bigint ORDER BY e.parent) AS parents,
        ARRAY(SELECT e.child FROM /* TEMPLATE: schema */job_deps AS e
-             WHERE e.parent = j.id ORDER BY e.child) AS children
-FROM /* TEMPLATE: schema */all_jobs AS j
+             WHERE e.parent = $1::bigint ORDER BY e.child) AS children
+FROM /* TEMPLATE: schema */all_jobs
 WHERE id = $1::bigint
