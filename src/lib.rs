@@ -101,9 +101,9 @@ mod sqlstate;
 mod stats;
 mod store;
 mod telemetry;
-mod trace_context;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod trace_context;
 pub mod validate;
 
 pub use actor::supervisor::JobSupervisor;

@@ -6,8 +6,8 @@
 use tracing::field::Empty;
 use tracing::Span;
 
-use crate::trace_context::TraceParent;
 use crate::enqueue::NewJob;
+use crate::trace_context::TraceParent;
 
 /// The span of an enqueue of `jobs` jobs of `kind` into `queue`; its
 /// `messaging.message.id` is recorded once the id is known (single jobs).
