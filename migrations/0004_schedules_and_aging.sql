@@ -40,3 +40,17 @@ CREATE TABLE IF NOT EXISTS /* TEMPLATE: schema */schedules (
 -- Aging: when maintenance raises the priority of a job that waited past its lane's
 -- `age_after`, the priority it was enqueued with is kept here (NULL: never aged).
 ALTER TABLE /* TEMPLATE: schema */jobs ADD COLUMN IF NOT EXISTS base_priority smallint;
+
+-- all_jobs shows it too (NULL for finished jobs: a job that leaves the live table is
+-- recorded with the priority it had then). A column added at the end, so the view can
+-- be replaced in place.
+CREATE OR REPLACE VIEW /* TEMPLATE: schema */all_jobs AS
+    SELECT id, kind, queue, priority, args, state, attempt, max_attempts, run_at, unique_key,
+           worker_id, rescues, errors, created_at, started_at, NULL::timestamptz AS finished_at,
+           base_priority
+    FROM /* TEMPLATE: schema */jobs
+    UNION ALL
+    SELECT id, kind, queue, priority, args, state, attempt, max_attempts, run_at, unique_key,
+           worker_id, rescues, errors, created_at, started_at, finished_at,
+           NULL::smallint AS base_priority
+    FROM /* TEMPLATE: schema */jobs_finished;

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::GenericClient;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::migrate::{channel_for, SCHEMA_VERSION};
 use crate::stats::StateCounts;
 use crate::store::operator;
@@ -119,6 +119,9 @@ pub struct JobSummary {
     pub queue: String,
     /// Its priority (lower is more urgent).
     pub priority: i16,
+    /// For a live job raised by its lane's aging, the priority it was enqueued with
+    /// (see [`Lane::age_after`](crate::Lane::age_after)); `None` otherwise.
+    pub base_priority: Option<i16>,
     /// Its state.
     pub state: JobState,
     /// Attempts started so far.
@@ -135,23 +138,51 @@ pub struct JobSummary {
     pub last_error: Option<String>,
 }
 
+/// One job in full, as [`show`] reports it: its summary, args and error history.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JobDetail {
+    /// What [`list`] shows of it.
+    pub summary: JobSummary,
+    /// Its arguments, as stored (they may hold personal data: show them with care).
+    pub args: serde_json::Value,
+    /// When its current or last attempt started.
+    pub started_at: Option<SystemTime>,
+    /// Every recorded failure, oldest first.
+    pub errors: Vec<AttemptError>,
+    /// Its unique key, if it has one.
+    pub unique_key: Option<String>,
+    /// The worker that claimed it last.
+    pub worker_id: Option<String>,
+    /// How often its lease expired and it was rescued.
+    pub rescues: i32,
+}
+
+/// One recorded failure of a job.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AttemptError {
+    /// The attempt that failed (1 for the first).
+    pub attempt: i32,
+    /// When it was recorded (database clock).
+    pub at: Option<SystemTime>,
+    /// The error text (truncated to [`MAX_ERROR_BYTES`](crate::MAX_ERROR_BYTES)).
+    pub error: String,
+    /// What ended the attempt: `error`, `panic`, `timeout`, `cancel`, `rescue`…
+    pub cause: Option<String>,
+}
+
 /// The database the `pglane` tool (and pglane's examples, tests and benchmarks) use when
 /// `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// Fails with [`Error::NotMigrated`] unless `schema` is at the version this build needs.
+/// Fails with [`Error::NotMigrated`] unless `schema` holds every migration this build
+/// needs, or with [`Error::SchemaTooNew`] if a newer migration does not allow this
+/// build (see the README's "Deploying and upgrading").
 pub async fn ensure_migrated<C: GenericClient>(client: &C, schema: &str) -> Result<()> {
     channel_for(schema)?;
-    let found = operator::schema_version(client, schema).await?;
-    if found == SCHEMA_VERSION {
-        Ok(())
-    } else {
-        Err(Error::NotMigrated {
-            schema: schema.to_string(),
-            found,
-            expected: SCHEMA_VERSION,
-        })
-    }
+    let applied = operator::applied_migrations(client, schema).await?;
+    crate::migrate::fit_of(&applied).into_result(schema, SCHEMA_VERSION)
 }
 
 /// Jobs of every queue by state, sorted by queue. Reads the tables directly, so it works
@@ -201,24 +232,71 @@ pub async fn list<C: GenericClient>(
     channel_for(schema)?;
     let state = state.map(JobState::as_str);
     let jobs = operator::list_jobs(client, schema, state, limit.max(0)).await?;
-    Ok(jobs
-        .into_iter()
-        .map(|j| JobSummary {
-            id: j.id,
-            kind: j.kind,
-            queue: j.queue,
-            priority: j.priority,
-            // The tables' CHECK constraints admit only known states; a hand-edited
-            // schema is reported as failed rather than panicking here.
-            state: j.state.parse().unwrap_or(JobState::Failed),
-            attempt: j.attempt,
-            max_attempts: j.max_attempts,
-            run_at: j.run_at,
-            created_at: j.created_at,
-            finished_at: j.finished_at,
-            last_error: j.last_error,
+    Ok(jobs.into_iter().map(summary).collect())
+}
+
+fn summary(j: operator::ListedJob) -> JobSummary {
+    JobSummary {
+        id: j.id,
+        kind: j.kind,
+        queue: j.queue,
+        priority: j.priority,
+        // The tables' CHECK constraints admit only known states; a hand-edited
+        // schema is reported as failed rather than panicking here.
+        state: j.state.parse().unwrap_or(JobState::Failed),
+        attempt: j.attempt,
+        max_attempts: j.max_attempts,
+        run_at: j.run_at,
+        created_at: j.created_at,
+        finished_at: j.finished_at,
+        last_error: j.last_error,
+        base_priority: j.base_priority,
+    }
+}
+
+/// One job with its args and error history, live or finished; `None` when no job has
+/// this id (it never existed, or was pruned).
+pub async fn show<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    id: i64,
+) -> Result<Option<JobDetail>> {
+    channel_for(schema)?;
+    let Some(shown) = operator::show_job(client, schema, id).await? else {
+        return Ok(None);
+    };
+    let errors = shown
+        .errors
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .enumerate()
+                .map(|(i, e)| AttemptError {
+                    attempt: e
+                        .get("attempt")
+                        .and_then(|a| a.as_i64())
+                        .and_then(|a| i32::try_from(a).ok())
+                        .unwrap_or(0),
+                    at: shown.error_times.get(i).copied().flatten(),
+                    error: e
+                        .get("error")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    cause: e.get("cause").and_then(|c| c.as_str()).map(str::to_string),
+                })
+                .collect()
         })
-        .collect())
+        .unwrap_or_default();
+    Ok(Some(JobDetail {
+        summary: summary(shown.job),
+        args: shown.args,
+        started_at: shown.started_at,
+        errors,
+        unique_key: shown.unique_key,
+        worker_id: shown.worker_id,
+        rescues: shown.rescues,
+    }))
 }
 
 /// Puts a failed or cancelled job back to run now with fresh attempts (keeping its id and

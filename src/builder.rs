@@ -66,7 +66,8 @@ impl EngineBuilder {
     /// engines declare different definitions of one schedule, the stored definition is
     /// the one written by the engine that started last, and all fire that one. A bad
     /// cron expression or time zone fails [`start`](Self::start) with
-    /// [`Error::InvalidCron`] or [`Error::UnknownTimeZone`], before anything is written.
+    /// [`Error::InvalidCron`] or [`Error::UnknownTimeZone`], a job the enqueue API would
+    /// reject with [`Error::InvalidJob`], before anything is written.
     pub fn schedule(mut self, schedule: Schedule) -> Self {
         self.schedules.push(schedule);
         self
@@ -351,14 +352,10 @@ impl EngineBuilder {
         // starts, polls, and verifies the schema once the database is back, like after
         // any outage. A database that answers with the wrong schema version is a
         // deployment error and fails now.
-        let schema_verified = match store.schema_version().await {
-            Ok(SCHEMA_VERSION) => true,
-            Ok(found) => {
-                return Err(Error::NotMigrated {
-                    schema: settings.schema.clone(),
-                    found,
-                    expected: SCHEMA_VERSION,
-                })
+        let schema_verified = match store.schema_fit().await {
+            Ok(fit) => {
+                fit.into_result(&settings.schema, SCHEMA_VERSION)?;
+                true
             }
             Err(e) if e.is_topology_change() || e.is_resource_exhaustion() => {
                 tracing::warn!(error = %e, "database unavailable at start; the engine will verify the schema when it is back");

@@ -62,6 +62,24 @@ pub enum Error {
         expected: i32,
     },
 
+    /// The schema has migrations newer than this pglane that older engines must not run
+    /// against (each migration records the oldest engine it allows; see the README's
+    /// "Deploying and upgrading"). Nothing was changed.
+    #[error(
+        "schema `{schema}` is at migration version {found} and needs a pglane built for \
+         schema version {oldest_engine} or later; this one is for {supported}: upgrade pglane"
+    )]
+    SchemaTooNew {
+        /// The schema that was checked.
+        schema: String,
+        /// The newest version found in the schema.
+        found: i32,
+        /// The oldest engine version its migrations allow.
+        oldest_engine: i32,
+        /// The version this build of pglane is for.
+        supported: i32,
+    },
+
     /// The database is not UTF-8 encoded; pglane needs UTF8 (on `SQL_ASCII`, a
     /// notification that is not valid UTF-8 makes PostgreSQL end the listener's
     /// connection). Reported by `migrate`; nothing was changed.

@@ -97,6 +97,7 @@ mod outcome;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod schedule;
+mod schema_fit;
 mod sqlstate;
 mod stats;
 mod store;
@@ -120,7 +121,7 @@ pub use enqueue::{JobOptions, DEFAULT_PRIORITY, DEFAULT_QUEUE};
 pub use error::{Error, Result};
 pub use job::{Job, JobContext, JobError};
 pub use lane::{Lane, MAX_PRIORITY};
-pub use migrate::{channel_for, migrate, migrate_with, SCHEMA_VERSION};
+pub use migrate::{channel_for, migrate, migrate_with, migration_sql, SCHEMA_VERSION};
 pub use outcome::MAX_ERROR_BYTES;
 pub use schedule::{Missed, Schedule, ScheduleStats, DEFAULT_GRACE};
 pub use stats::{

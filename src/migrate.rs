@@ -2,12 +2,15 @@
 //!
 //! Two processes migrating at once is safe: the second waits for the first's lock, then
 //! finds every version applied and does nothing. Starting an engine never migrates; it
-//! checks the version and fails with [`Error::NotMigrated`] if it is behind.
+//! checks the schema and fails with [`Error::NotMigrated`] if it is behind, or with
+//! [`Error::SchemaTooNew`] if a newer migration does not allow it (each migration
+//! records the oldest engine it allows: see `schema_fit`).
 
 use tokio_postgres::Client;
 
 use crate::config::IntoPgConfig;
 use crate::error::{Error, Result};
+use crate::schema_fit::{self, Applied, SchemaFit};
 use crate::store::migration;
 use crate::validate;
 
@@ -15,6 +18,11 @@ use crate::validate;
 struct Migration {
     version: i32,
     name: &'static str,
+    /// The oldest engine (by its [`SCHEMA_VERSION`]) that still works with the schema
+    /// once this is applied: the previous release's version for a migration that only
+    /// adds (so a rolling upgrade can run old and new engines side by side), its own
+    /// version for one that changes what older engines rely on.
+    oldest_engine: i32,
     sql: &'static str,
 }
 
@@ -22,36 +30,49 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "jobs",
+        oldest_engine: 1,
         sql: include_str!("../migrations/0001_jobs.sql"),
     },
     Migration {
         version: 2,
         name: "limits_and_vacuum",
+        oldest_engine: 2,
         sql: include_str!("../migrations/0002_limits_and_vacuum.sql"),
     },
     Migration {
         version: 3,
         name: "metadata",
+        // Released with 4 to 6: allows only engines that know it, like them.
+        oldest_engine: 3,
         sql: include_str!("../migrations/0003_metadata.sql"),
     },
-    // Versions apply by number: a schema migrated by a build without version 3 gets
-    // it later, after 4 to 6 (each migration stands on its own).
     Migration {
         version: 4,
         name: "schedules_and_aging",
+        // Engines before this release checked for an exact version: none may share it.
+        oldest_engine: 4,
         sql: include_str!("../migrations/0004_schedules_and_aging.sql"),
     },
     Migration {
         version: 5,
         name: "cancel_and_flows",
+        // Versions 4 to 6 come in one release: each allows only engines that know it.
+        oldest_engine: 5,
         sql: include_str!("../migrations/0005_cancel_and_flows.sql"),
     },
     Migration {
         version: 6,
         name: "engines_and_lane_controls",
+        oldest_engine: 6,
         sql: include_str!("../migrations/0006_engines_and_lane_controls.sql"),
     },
 ];
+
+/// How the applied migrations fit this build (see [`SchemaFit`]).
+pub(crate) fn fit_of(applied: &[Applied]) -> SchemaFit {
+    let needed: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
+    schema_fit::fit(applied, &needed, SCHEMA_VERSION)
+}
 
 /// The schema version this build of pglane needs.
 pub const SCHEMA_VERSION: i32 = 6;
@@ -85,6 +106,33 @@ pub async fn migrate(database: impl IntoPgConfig, schema: &str) -> Result<Vec<i3
     result
 }
 
+/// The SQL that brings `schema` from version `after` (0: a new schema) up to
+/// [`SCHEMA_VERSION`], as one script to hand to another migration tool (sqlx,
+/// refinery, Flyway…) instead of running [`migrate`]: it takes the same lock, creates
+/// the schema and its migration record if missing, and records each version it applies,
+/// so engines see the schema as migrated. Run it in one transaction (those tools do);
+/// it is what `pglane migrate --print-sql [--after N]` prints.
+///
+/// ```
+/// let sql = pglane::migration_sql("pglane", 0)?;
+/// assert!(sql.contains("CREATE TABLE \"pglane\".jobs"));
+/// # Ok::<_, pglane::Error>(())
+/// ```
+pub fn migration_sql(schema: &str, after: i32) -> Result<String> {
+    let channel = channel_for(schema)?;
+    if !(0..=SCHEMA_VERSION).contains(&after) {
+        return Err(Error::InvalidConfig(format!(
+            "no migration version {after}: this pglane knows 0 to {SCHEMA_VERSION}"
+        )));
+    }
+    let list: Vec<(i32, &str, i32, &str)> = MIGRATIONS
+        .iter()
+        .filter(|m| m.version > after)
+        .map(|m| (m.version, m.name, m.oldest_engine, m.sql))
+        .collect();
+    Ok(migration::script(schema, &channel, &list))
+}
+
 /// [`migrate`] on a connection you already have.
 pub async fn migrate_with(client: &mut Client, schema: &str) -> Result<Vec<i32>> {
     let channel = channel_for(schema)?;
@@ -93,14 +141,26 @@ pub async fn migrate_with(client: &mut Client, schema: &str) -> Result<Vec<i32>>
     migration::lock(&tx, schema).await?;
     migration::create_record(&tx, schema).await?;
     let applied = migration::applied(&tx, schema).await?;
-    if let Some(newest) = applied.iter().max().filter(|v| **v > SCHEMA_VERSION) {
-        return Err(Error::InvalidConfig(format!(
-            "schema `{schema}` is at version {newest}, newer than this pglane ({SCHEMA_VERSION}): upgrade pglane"
-        )));
+    // A newer release migrated this schema: fine (nothing to do) while its migrations
+    // still allow this build, else refused before anything is changed.
+    if let err @ SchemaFit::TooNew { .. } = fit_of(&applied) {
+        return err.into_result(schema, SCHEMA_VERSION).map(|_| Vec::new());
     }
     let mut done = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        migration::apply(&tx, schema, &channel, m.version, m.name, m.sql).await?;
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+    {
+        migration::apply(
+            &tx,
+            schema,
+            &channel,
+            m.version,
+            m.name,
+            m.oldest_engine,
+            m.sql,
+        )
+        .await?;
         tracing::info!(
             schema,
             version = m.version,

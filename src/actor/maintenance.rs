@@ -3,7 +3,8 @@
 //! wins the schema's advisory lock does the work, so one process per cluster rescues at
 //! a time. It also vacuums the job table when dead rows pile up, and, for an engine
 //! that started while the database was unavailable, checks the schema version until it
-//! can (no claims before that).
+//! can (no claims before that). And it ages the jobs of lanes with `age_after`, every
+//! poll interval (see `Lane::age_after`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::actor::supervisor::inbox::{SchemaVerified, WakeLanes};
 use crate::actor::LogLimiter;
 use crate::backoff::jittered;
 use crate::config::Settings;
+use crate::lane::LaneSpec;
 use crate::store::Store;
 
 /// Dead row versions in the job table that trigger a VACUUM.
@@ -36,12 +38,27 @@ pub(crate) struct Maintenance {
     busy: bool,
     vacuuming: bool,
     checking_schema: bool,
+    /// Lanes with aging on.
+    aging: Arc<Vec<Arc<LaneSpec>>>,
+    aging_now: bool,
     log: LogLimiter,
 }
 
 impl Maintenance {
-    pub(crate) fn new(store: Store, settings: Arc<Settings>, reports: MaintenanceReports) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        reports: MaintenanceReports,
+        lanes: &[Arc<LaneSpec>],
+    ) -> Self {
+        let aging = lanes
+            .iter()
+            .filter(|l| l.age_after.is_some())
+            .cloned()
+            .collect();
         Maintenance {
+            aging: Arc::new(aging),
+            aging_now: false,
             store,
             settings,
             reports,
@@ -62,24 +79,29 @@ impl Maintenance {
         if !self.checking_schema {
             self.checking_schema = true;
             let store = self.store.clone();
-            async move { store.schema_version().await }
+            async move { store.schema_fit().await }
                 .into_actor(self)
                 .map(|result, act, _| {
                     act.checking_schema = false;
                     match result {
-                        Ok(crate::migrate::SCHEMA_VERSION) => {
+                        Ok(crate::schema_fit::SchemaFit::Fits) => {
                             tracing::info!("database reachable and schema verified; claiming");
                             if let Some(to) = act.reports.schema_verified.take() {
                                 to.do_send(SchemaVerified);
                             }
                         }
-                        Ok(found) => {
+                        Ok(misfit) => {
                             if let Some(suppressed) = act.log.allow() {
+                                let schema = act.store.schema().to_string();
+                                let why = misfit
+                                    .into_result(&schema, crate::migrate::SCHEMA_VERSION)
+                                    .err()
+                                    .map(|e| e.to_string())
+                                    .unwrap_or_default();
                                 tracing::error!(
-                                    found,
-                                    expected = crate::migrate::SCHEMA_VERSION,
+                                    error = %why,
                                     suppressed,
-                                    "schema is not migrated to this pglane's version; not claiming"
+                                    "the schema does not fit this pglane; not claiming"
                                 );
                             }
                         }
@@ -119,6 +141,51 @@ impl Maintenance {
             0.2,
         );
         ctx.run_later(next, |act, ctx| act.vacuum(ctx));
+    }
+
+    /// Ages the waiting jobs of lanes with `age_after`, every poll interval, in every
+    /// engine (no leadership needed: the statement skips rows another engine holds, and
+    /// raising a job twice changes nothing). Wakes the lanes when it raised any.
+    fn age(&mut self, ctx: &mut Context<Self>) {
+        if self.aging.is_empty() {
+            return;
+        }
+        if !self.aging_now && !self.store.is_down() {
+            self.aging_now = true;
+            let store = self.store.clone();
+            let lanes = self.aging.clone();
+            let queue = self.settings.queue.clone();
+            async move {
+                let mut raised = Vec::new();
+                for l in lanes.iter() {
+                    let Some(after) = l.age_after else { continue };
+                    if l.lo < l.hi && store.age_jobs(l.lo, l.hi, &queue, after).await? > 0 {
+                        raised.push(l.lo);
+                    }
+                }
+                Ok::<_, crate::error::Error>(raised)
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                act.aging_now = false;
+                match result {
+                    Ok(raised) => {
+                        for lo in raised {
+                            act.reports.wake.do_send(WakeLanes { priority: Some(lo) });
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(suppressed) = act.log.allow() {
+                            tracing::warn!(error = %e, suppressed, "aging waiting jobs failed");
+                        }
+                    }
+                }
+            })
+            .spawn(ctx);
+        }
+        ctx.run_later(jittered(self.settings.poll_interval, 0.1), |act, ctx| {
+            act.age(ctx)
+        });
     }
 
     fn pass(&mut self, ctx: &mut Context<Self>) {
@@ -203,6 +270,7 @@ impl Actor for Maintenance {
         self.check_schema(ctx);
         self.pass(ctx);
         self.vacuum(ctx);
+        self.age(ctx);
     }
 }
 

@@ -17,7 +17,7 @@ use chrono::TimeDelta;
 
 use crate::actor::LogLimiter;
 use crate::error::Result;
-use crate::schedule::{plan, CronTicks, ScheduleSpec};
+use crate::schedule::{plan, CronTicks, Missed, ScheduleSpec};
 use crate::store::Store;
 
 /// How often the engine marks its schedules active.
@@ -109,7 +109,7 @@ impl Scheduler {
 async fn fire_due(store: &Store, names: &[String]) -> Result<Duration> {
     let mut sleep = MAX_SLEEP;
     for s in store.load_schedules(names).await? {
-        let Some(missed) = s.missed else {
+        let Some(missed) = Missed::from_stored(&s.missed, s.catch_up_max) else {
             tracing::warn!(schedule = %s.name, "stored missed-tick policy unknown to this pglane; not firing");
             continue;
         };

@@ -38,6 +38,7 @@ pub struct Lane {
     pub(crate) prefetch: u32,
     pub(crate) target_wait: Option<Duration>,
     pub(crate) priority_error: Option<String>,
+    pub(crate) age_after: Option<Duration>,
 }
 
 impl Lane {
@@ -53,6 +54,7 @@ impl Lane {
             prefetch: 0,
             target_wait: None,
             priority_error: None,
+            age_after: None,
         }
     }
 
@@ -135,6 +137,23 @@ impl Lane {
         self
     }
 
+    /// Aging: a job of this lane that has waited longer than `d` past its `run_at` is
+    /// claimed ahead of younger jobs of the lane, even more urgent ones, so a steady
+    /// stream of urgent jobs cannot starve the lane's less urgent ones forever. Defaults
+    /// to off.
+    ///
+    /// How: every poll interval the engine raises such a job's priority to the lane's
+    /// most urgent one (the priority it was enqueued with is kept in the job's
+    /// `base_priority` column), so the claim stays the same index scan in
+    /// `priority, run_at, id` order, and the aged job, older than every job it now ties
+    /// with, comes first. The new priority is inside the lane's own range: aging never
+    /// moves a job into another lane's reserved slots. A retried aged job keeps its
+    /// raised priority.
+    pub fn age_after(mut self, d: Duration) -> Self {
+        self.age_after = Some(d);
+        self
+    }
+
     /// The lane's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -154,6 +173,7 @@ impl Lane {
             work_conserving: self.work_conserving,
             prefetch: self.prefetch,
             target_wait: self.target_wait,
+            age_after: self.age_after,
         };
         (Arc::new(spec), self.concurrency)
     }
@@ -174,6 +194,8 @@ pub(crate) struct LaneSpec {
     pub(crate) prefetch: u32,
     /// The pickup wait this lane must hold, if any.
     pub(crate) target_wait: Option<Duration>,
+    /// Aging (see [`Lane::age_after`]); `None`: off.
+    pub(crate) age_after: Option<Duration>,
 }
 
 impl LaneSpec {
@@ -213,6 +235,15 @@ pub(crate) fn validate_lanes(lanes: &[Lane], allow_gaps: bool) -> Result<()> {
         if lane.target_wait.is_some_and(|d| d.is_zero()) {
             return Err(Error::InvalidConfig(format!(
                 "lane `{}`: target_wait must be more than zero",
+                lane.name
+            )));
+        }
+        if lane
+            .age_after
+            .is_some_and(|d| d.is_zero() || d > Duration::from_secs(86_400 * 365))
+        {
+            return Err(Error::InvalidConfig(format!(
+                "lane `{}`: age_after must be more than zero and at most a year",
                 lane.name
             )));
         }
@@ -328,6 +359,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("target_wait"));
+        assert!(validate_lanes(&[Lane::new("z").age_after(Duration::ZERO)], false).is_err());
+        assert!(
+            validate_lanes(&[Lane::new("z").age_after(Duration::from_secs(60))], false).is_ok()
+        );
         let dup = [
             Lane::new("a").priorities(0..=9),
             Lane::new("a").priorities(10..),

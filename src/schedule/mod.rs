@@ -17,6 +17,7 @@ use crate::commands::Enqueue;
 use crate::enqueue::NewJob;
 use crate::error::{Error, Result};
 use crate::job::Job;
+pub(crate) use crate::store::schedules::ScheduleSpec;
 
 pub use listing::ScheduleStats;
 pub use ticks::Missed;
@@ -45,7 +46,7 @@ pub struct Schedule {
     pub(crate) name: String,
     pub(crate) cron: String,
     pub(crate) time_zone: String,
-    pub(crate) job: Option<Result<NewJob, String>>,
+    pub(crate) job: Option<Result<NewJob, JobInvalid>>,
     pub(crate) missed: Missed,
     pub(crate) grace: Duration,
     pub(crate) run_on_start: bool,
@@ -81,7 +82,10 @@ impl Schedule {
     /// and `delay` may not be set. With a unique key, a tick whose previous run is still
     /// live enqueues nothing (the tick still counts as dealt with).
     pub fn job<J: Job>(mut self, job: Enqueue<J>) -> Self {
-        self.job = Some(job.validate().map_err(|e| e.to_string()));
+        self.job = Some(job.validate().map_err(|e| match e {
+            Error::InvalidJob(r) => JobInvalid::Rejected(r),
+            other => JobInvalid::Other(other.to_string()),
+        }));
         self
     }
 
@@ -124,7 +128,9 @@ impl Schedule {
                     self.name
                 )))
             }
-            Some(Err(e)) => {
+            // A job the enqueue API would reject fails the same way.
+            Some(Err(JobInvalid::Rejected(r))) => return Err(Error::InvalidJob(r.clone())),
+            Some(Err(JobInvalid::Other(e))) => {
                 return Err(Error::InvalidConfig(format!(
                     "schedule `{}`: {e}",
                     self.name
@@ -164,12 +170,19 @@ impl Schedule {
             cron: self.cron.trim().to_string(),
             time_zone: self.time_zone.clone(),
             job,
-            missed: self.missed,
+            missed: self.missed.name(),
             catch_up_max,
             grace_ms,
             run_on_start: self.run_on_start,
         })
     }
+}
+
+/// Why a schedule's job did not validate (kept until `start` reports it).
+#[derive(Debug, Clone)]
+pub(crate) enum JobInvalid {
+    Rejected(crate::validate::Rejection),
+    Other(String),
 }
 
 /// A schedule name: what `validate::identifier` accepts, plus `-`.
@@ -186,19 +199,6 @@ fn validate_name(name: &str) -> Result<()> {
             "invalid schedule name {name:?}: use 1 to 63 of a-z, 0-9, _ and -"
         )))
     }
-}
-
-/// A validated schedule: what an engine writes when it declares it.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ScheduleSpec {
-    pub(crate) name: String,
-    pub(crate) cron: String,
-    pub(crate) time_zone: String,
-    pub(crate) job: NewJob,
-    pub(crate) missed: Missed,
-    pub(crate) catch_up_max: i32,
-    pub(crate) grace_ms: i32,
-    pub(crate) run_on_start: bool,
 }
 
 /// Validates every declaration and checks names are unique.
@@ -239,7 +239,7 @@ mod tests {
     fn a_complete_declaration_validates() {
         let spec = ok().missed(Missed::CatchUp(3)).validate().expect("valid");
         assert_eq!(spec.job.kind, "tick");
-        assert_eq!((spec.missed.name(), spec.catch_up_max), ("catch_up", 3));
+        assert_eq!((spec.missed, spec.catch_up_max), ("catch_up", 3));
         assert_eq!(spec.grace_ms, 2000);
     }
 
@@ -255,11 +255,12 @@ mod tests {
             ok().missed(Missed::CatchUp(0)),
             Schedule::new("later", "* * * * *")
                 .job(Enqueue::new(Tick).delay(Duration::from_secs(1))),
-            Schedule::new("neg", "* * * * *").job(Enqueue::new(Tick).priority(-1)),
         ] {
             let e = bad.validate().unwrap_err();
             assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
         }
+        let neg = Schedule::new("neg", "* * * * *").job(Enqueue::new(Tick).priority(-1));
+        assert!(matches!(neg.validate(), Err(Error::InvalidJob(_))));
         let twice = validate_all(&[ok(), ok()]).unwrap_err();
         assert!(twice.to_string().contains("declared twice"), "{twice}");
     }

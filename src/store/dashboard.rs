@@ -65,6 +65,8 @@ fn listed(r: &tokio_postgres::Row) -> Result<ListedJob> {
         created_at: r.try_get(8)?,
         finished_at: r.try_get(9)?,
         last_error: r.try_get(10)?,
+        // The dashboard shows the current (possibly aged) priority.
+        base_priority: None,
     })
 }
 
@@ -150,6 +152,7 @@ pub(crate) async fn job<C: GenericClient>(
             created_at: r.try_get(8)?,
             finished_at: r.try_get(10)?,
             last_error: None,
+            base_priority: None,
         },
         started_at: r.try_get(9)?,
         args_pretty: r.try_get(11)?,

@@ -26,14 +26,15 @@ pub(crate) struct EnqueuedRow {
 }
 
 impl Store {
-    /// A store of its own for `schema`, on a pool of at most `size` connections.
+    /// A store of its own for `schema` (NOTIFY channel `channel`), on a pool of at most
+    /// `size` connections.
     pub(crate) fn standalone(
-        options: &crate::ConnectOptions,
+        options: crate::connect::ConnectOptions,
         schema: &str,
+        channel: &str,
         size: u32,
     ) -> Result<Store> {
-        let channel = crate::migrate::channel_for(schema)?;
-        let connector = crate::connect::Connector::new(options)?;
+        let connector = crate::connect::Connector::new(&options)?;
         let manager = Manager::new(connector, Arc::new(AtomicU64::new(0)));
         let pool = pool_builder(size, Duration::from_secs(10)).build_unchecked(manager.clone());
         Ok(Store::new(
@@ -41,7 +42,7 @@ impl Store {
             &manager,
             None,
             schema,
-            &channel,
+            channel,
             Duration::from_secs(30),
             Backoff::RETRY,
         ))

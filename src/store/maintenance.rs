@@ -44,6 +44,30 @@ impl Store {
         }
     }
 
+    /// Aging of one lane (see `sql/age_jobs.sql`): raises jobs of priorities `lo + 1
+    /// ..= hi` in `queue` that waited more than `age_after` past their `run_at` to `lo`.
+    /// Returns how many it raised (at most 1,000 per call; the rest at the next).
+    pub(crate) async fn age_jobs(
+        &self,
+        lo: i16,
+        hi: i16,
+        queue: &str,
+        age_after: Duration,
+    ) -> Result<u64> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let ms = age_after.as_secs_f64() * 1000.0;
+            let rows = conn
+                .query_once(
+                    &self.inner.sql.age_jobs,
+                    &[&lo, &hi, &queue, &ms, &1000_i64],
+                )
+                .await?;
+            Ok(rows.len() as u64)
+        })
+        .await
+    }
+
     /// One maintenance pass: if this process wins the schema's advisory lock, rescue
     /// expired leases (with `rescue`, failing a job on its `max_rescues`-th) and prune
     /// finished jobs past retention.

@@ -78,6 +78,7 @@ pub(crate) struct Sql {
     pub(crate) schedule_heartbeat: String,
     pub(crate) schedule_load: String,
     pub(crate) schedule_fire: String,
+    pub(crate) age_jobs: String,
 }
 
 impl Sql {
@@ -107,6 +108,7 @@ impl Sql {
             schedule_heartbeat: r(include_str!("sql/schedule_heartbeat.sql")),
             schedule_load: r(include_str!("sql/schedule_load.sql")),
             schedule_fire: r(include_str!("sql/schedule_fire.sql")),
+            age_jobs: r(include_str!("sql/age_jobs.sql")),
         }
     }
 }
@@ -140,6 +142,8 @@ struct Inner {
     timings: Arc<timings::Timings>,
     /// Refusals of `pool`, and sightings of a full server (see `shortage`).
     shortage: Shortage,
+    /// Names the server in errors of failed connection attempts.
+    connect_error: crate::connect::Connector,
 }
 
 /// Counts from one maintenance pass.
@@ -189,6 +193,7 @@ impl Store {
                 connect_failures,
                 timings: manager.timings(),
                 shortage: manager.shortage(),
+                connect_error: manager.connector().clone(),
             }),
         };
         shortage::react_to_refusals(&store, &managers);
@@ -343,7 +348,7 @@ impl Store {
         loop {
             tokio::select! {
                 got = &mut get => return got.map_err(|e| match e {
-                    bb8::RunError::User(e) => Error::Database(e),
+                    bb8::RunError::User(e) => self.inner.connect_error.error(e),
                     // Short of connections, the pool is held at one (see
                     // `Shortage::before_connect`): waiting for it is not an outage either.
                     bb8::RunError::TimedOut if failures.borrow().exhausted || self.short_of_connections() => {
@@ -365,11 +370,11 @@ impl Store {
     }
 
     /// The schema's migration version (0 if it has never been migrated).
-    pub(crate) async fn schema_version(&self) -> Result<i32> {
+    pub(crate) async fn schema_fit(&self) -> Result<crate::schema_fit::SchemaFit> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn.query_once(&self.inner.sql.schema_version, &[]).await;
-            operator::version_found(rows)
+            Ok(crate::migrate::fit_of(&operator::applied_found(rows)?))
         })
         .await
     }

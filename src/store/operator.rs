@@ -11,6 +11,7 @@ use tokio_postgres::{GenericClient, Row};
 use super::prune::prune_finished;
 use super::render;
 use crate::error::Result;
+use crate::schema_fit::Applied;
 
 /// One queue's jobs in one state (`queue_counts.sql`).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,28 +39,49 @@ pub(crate) struct ListedJob {
     pub(crate) created_at: SystemTime,
     pub(crate) finished_at: Option<SystemTime>,
     pub(crate) last_error: Option<String>,
+    pub(crate) base_priority: Option<i16>,
 }
 
-/// The schema's migration version from the answer to `schema_version.sql`: 0 when the
+/// One job in full (`show_job.sql`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ShownJob {
+    pub(crate) job: ListedJob,
+    pub(crate) started_at: Option<SystemTime>,
+    pub(crate) args: serde_json::Value,
+    /// The `errors` array as stored: `{attempt, at, error, cause}` objects.
+    pub(crate) errors: serde_json::Value,
+    /// Each error's `at`, as a timestamp.
+    pub(crate) error_times: Vec<Option<SystemTime>>,
+    pub(crate) unique_key: Option<String>,
+    pub(crate) worker_id: Option<String>,
+    pub(crate) rescues: i32,
+}
+
+/// The applied migrations from the answer to `schema_version.sql`: none when the
 /// schema or its migration record does not exist (never migrated).
-pub(crate) fn version_found(
+pub(crate) fn applied_found(
     answer: std::result::Result<Vec<Row>, tokio_postgres::Error>,
-) -> Result<i32> {
+) -> Result<Vec<Applied>> {
     match answer {
-        Ok(rows) => match rows.first() {
-            Some(row) => Ok(row.try_get(0)?),
-            None => Ok(0),
-        },
+        Ok(rows) => rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect(),
         // undefined_table / invalid_schema_name: never migrated.
-        Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01") | Some("3F000")) => Ok(0),
+        Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01") | Some("3F000")) => {
+            Ok(Vec::new())
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-/// The schema's migration version (0 if it has never been migrated).
-pub(crate) async fn schema_version<C: GenericClient>(client: &C, schema: &str) -> Result<i32> {
+/// The migrations applied to the schema (none if it has never been migrated).
+pub(crate) async fn applied_migrations<C: GenericClient>(
+    client: &C,
+    schema: &str,
+) -> Result<Vec<Applied>> {
     let sql = render(include_str!("sql/schema_version.sql"), schema, "");
-    version_found(client.query(&sql, &[]).await)
+    applied_found(client.query(&sql, &[]).await)
 }
 
 /// Jobs of every queue by state, sorted by queue then state.
@@ -104,9 +126,51 @@ pub(crate) async fn list_jobs<C: GenericClient>(
                 created_at: r.try_get(8)?,
                 finished_at: r.try_get(9)?,
                 last_error: r.try_get(10)?,
+                base_priority: r.try_get(11)?,
             })
         })
         .collect()
+}
+
+/// One job, live or finished, or `None` if no job has this id (never had, or pruned).
+pub(crate) async fn show_job<C: GenericClient>(
+    client: &C,
+    schema: &str,
+    id: i64,
+) -> Result<Option<ShownJob>> {
+    let sql = render(include_str!("sql/show_job.sql"), schema, "");
+    let Some(r) = client.query_opt(&sql, &[&id]).await? else {
+        return Ok(None);
+    };
+    let errors: serde_json::Value = r.try_get(12)?;
+    Ok(Some(ShownJob {
+        job: ListedJob {
+            id: r.try_get(0)?,
+            kind: r.try_get(1)?,
+            queue: r.try_get(2)?,
+            priority: r.try_get(3)?,
+            state: r.try_get(4)?,
+            attempt: r.try_get(5)?,
+            max_attempts: r.try_get(6)?,
+            run_at: r.try_get(7)?,
+            created_at: r.try_get(8)?,
+            finished_at: r.try_get(10)?,
+            last_error: errors
+                .as_array()
+                .and_then(|a| a.last())
+                .and_then(|e| e.get("error"))
+                .and_then(|e| e.as_str())
+                .map(str::to_string),
+            base_priority: r.try_get(17)?,
+        },
+        started_at: r.try_get(9)?,
+        args: r.try_get(11)?,
+        errors,
+        error_times: r.try_get(13)?,
+        unique_key: r.try_get(14)?,
+        worker_id: r.try_get(15)?,
+        rescues: r.try_get(16)?,
+    }))
 }
 
 /// Puts a failed or cancelled job back to run now and, if one was found, wakes every

@@ -177,6 +177,11 @@ impl Manager {
         }
     }
 
+    /// What opens this manager's connections.
+    pub(crate) fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
     /// This manager's view of running out of connections (shared, cheap to clone).
     pub(crate) fn shortage(&self) -> Shortage {
         self.shortage.clone()

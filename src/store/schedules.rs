@@ -8,8 +8,22 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 
 use super::{render, Store};
+use crate::enqueue::NewJob;
 use crate::error::Result;
-use crate::schedule::{Missed, ScheduleSpec};
+
+/// A validated schedule as an engine declares it (built by `schedule::Schedule`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ScheduleSpec {
+    pub(crate) name: String,
+    pub(crate) cron: String,
+    pub(crate) time_zone: String,
+    pub(crate) job: NewJob,
+    /// The missed-tick policy's stored name (`skip`, `coalesce`, `catch_up`).
+    pub(crate) missed: &'static str,
+    pub(crate) catch_up_max: i32,
+    pub(crate) grace_ms: i32,
+    pub(crate) run_on_start: bool,
+}
 
 /// What a pass needs of one stored schedule.
 #[derive(Debug, Clone)]
@@ -17,8 +31,9 @@ pub(crate) struct StoredSchedule {
     pub(crate) name: String,
     pub(crate) cron: String,
     pub(crate) time_zone: String,
-    /// `None` when the stored policy is unknown to this build (a newer engine wrote it).
-    pub(crate) missed: Option<Missed>,
+    /// The stored missed-tick policy and its catch-up bound.
+    pub(crate) missed: String,
+    pub(crate) catch_up_max: i32,
     pub(crate) grace: Duration,
     pub(crate) declared_at: DateTime<Utc>,
     pub(crate) last_tick: DateTime<Utc>,
@@ -93,7 +108,7 @@ fn same_definition(row: &tokio_postgres::Row, spec: &ScheduleSpec) -> Result<boo
         && row.try_get::<_, i32>(6)? == j.max_attempts
         && row.try_get::<_, Option<i32>>(7)? == j.timeout_ms
         && row.try_get::<_, Option<String>>(8)? == j.unique_key
-        && row.try_get::<_, String>(9)? == spec.missed.name()
+        && row.try_get::<_, String>(9)? == spec.missed
         && row.try_get::<_, i32>(10)? == spec.catch_up_max
         && row.try_get::<_, i32>(11)? == spec.grace_ms)
 }
@@ -116,7 +131,7 @@ impl Store {
             let tx = conn.client_mut().transaction().await?;
             let j = &spec.job;
             let active_ms = active_for.as_secs_f64() * 1000.0;
-            let missed = spec.missed.name();
+            let missed = spec.missed;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
                 &spec.name,
                 &spec.cron,
@@ -187,14 +202,13 @@ impl Store {
                 .await?;
             rows.iter()
                 .map(|r| {
-                    let missed: String = r.try_get(3)?;
-                    let max: i32 = r.try_get(4)?;
                     let grace_ms: i32 = r.try_get(5)?;
                     Ok(StoredSchedule {
                         name: r.try_get(0)?,
                         cron: r.try_get(1)?,
                         time_zone: r.try_get(2)?,
-                        missed: Missed::from_stored(&missed, max),
+                        missed: r.try_get(3)?,
+                        catch_up_max: r.try_get(4)?,
                         grace: Duration::from_millis(grace_ms.max(0) as u64),
                         declared_at: r.try_get(6)?,
                         last_tick: r.try_get(7)?,

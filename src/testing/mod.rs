@@ -100,7 +100,8 @@ impl TestSchema {
     pub async fn at(url: &str) -> Result<TestSchema> {
         let schema = format!("test_{:016x}", fastrand::u64(..));
         crate::migrate(url, &schema).await?;
-        let store = Store::standalone(&url.into_pg_config()?, &schema, 4)?;
+        let channel = crate::migrate::channel_for(&schema)?;
+        let store = Store::standalone(url.into_pg_config()?, &schema, &channel, 4)?;
         let gate = Arc::new(NotifyGate::new(&[], crate::DEFAULT_QUEUE, false));
         let ops = Arc::new(Ops::new(
             store.clone(),
@@ -213,10 +214,13 @@ impl Drop for TestSchema {
                 .build()
                 .ok()?;
             rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                // Through pglane's own connector, so a TLS URL works here too.
+                let client = url
+                    .parse::<crate::ConnectOptions>()
+                    .ok()?
+                    .connect()
                     .await
                     .ok()?;
-                tokio::spawn(conn);
                 client
                     .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
                     .await

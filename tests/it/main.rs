@@ -6,11 +6,14 @@
 mod support;
 
 mod admin;
+mod aging;
 mod bad_input;
+mod cli;
 mod concurrency;
 mod connection_limit;
 mod core;
 mod dashboard;
+mod deploy;
 mod encoding;
 mod enqueue;
 mod faults;

@@ -128,3 +128,51 @@ async fn outcome_and_renewal_batches_stay_linear_after_an_analyze_with_nothing_r
     );
     db.cleanup().await;
 }
+
+/// Sums a counter over every node of a plan (each node's figure is per loop).
+fn total(explained: &Value, key: &str) -> f64 {
+    let mut all = Vec::new();
+    nodes(&explained[0]["Plan"], &mut all);
+    all.iter()
+        .map(|n| n[key].as_f64().unwrap_or(0.0) * n["Actual Loops"].as_f64().unwrap_or(1.0))
+        .sum()
+}
+
+/// Aging finds the aged jobs of a lane through the claim index, one probe per waiting
+/// priority, without reading the lane's young backlog: 100,000 young jobs and 5 aged.
+#[actix_rt::test]
+async fn aging_reads_the_claim_index_not_the_lanes_backlog() {
+    let db = TestDb::new().await;
+    db.query(
+        "INSERT INTO {schema}.jobs (kind, priority, args) \
+         SELECT 'probe', 1 + i % 9, '{}' FROM generate_series(1, 100000) AS i",
+    )
+    .await;
+    db.query(
+        "INSERT INTO {schema}.jobs (kind, priority, args, run_at) \
+         SELECT 'probe', 7, '{}', now() - interval '1 hour' FROM generate_series(1, 5)",
+    )
+    .await;
+    db.query("ANALYZE {schema}.jobs").await;
+    let explained = analyzed_plan(
+        &db,
+        include_str!("../../src/store/sql/age_jobs.sql"),
+        "smallint, smallint, text, float8, bigint",
+        "0, 99, 'default', 60000, 1000",
+    )
+    .await;
+    let mut all = Vec::new();
+    nodes(&explained[0]["Plan"], &mut all);
+    assert!(
+        all.iter().all(|n| n["Node Type"] != "Seq Scan"),
+        "a sequential scan: {explained}"
+    );
+    let read = total(&explained, "Actual Rows") + total(&explained, "Rows Removed by Filter");
+    assert!(
+        read < 500.0,
+        "aging read {read} rows for 5 aged jobs: {explained}"
+    );
+    let aged = explained[0]["Plan"]["Actual Rows"].as_f64();
+    assert_eq!(aged, Some(5.0), "{explained}");
+    db.cleanup().await;
+}

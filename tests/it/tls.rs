@@ -260,6 +260,16 @@ async fn an_engine_runs_over_verify_full_through_a_listener_kill_and_a_read_only
         let engine = engine.clone();
         async move { engine.enqueue(Enqueue::new(Probe::new(tag))).await.unwrap() }
     };
+    // The operator tool over the same verify-full URL.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_pglane"))
+        .args(["--database-url", &url, "--schema", &db.schema, "stats"])
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let first = run("first").await;
     assert_eq!(events.next(Duration::from_secs(5)).await.id, first);
 

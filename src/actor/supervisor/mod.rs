@@ -209,6 +209,7 @@ impl JobSupervisor {
                         wake: me.clone().recipient(),
                         schema_verified: (!p.schema_verified).then(|| me.clone().recipient()),
                     },
+                    &specs,
                 )
                 .start(),
             ),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::support::*;
 
 mod processes;
+mod read_only;
 
 /// The scheduled job: does nothing.
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,33 +1,55 @@
 //! `pglane`: the operator's command-line tool. Migrates a schema, shows job counts, lists,
-//! retries and cancels jobs, and prunes history, straight against the database: no engine
-//! or actix system needs to be running.
+//! shows, retries and cancels jobs, and prunes history, straight against the database:
+//! no engine or actix system needs to be running.
 //!
 //! ```text
 //! pglane migrate
 //! pglane --schema billing stats
 //! pglane list --state failed --limit 20
+//! pglane show 42
 //! pglane retry 42
 //! ```
+
+mod print;
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
-use pglane::admin::{self, JobState, JobSummary, QueueCounts, DEFAULT_DATABASE_URL};
+use pglane::admin::{self, JobState, DEFAULT_DATABASE_URL};
 use pglane::{CancelOutcome, IntoPgConfig};
 use tokio_postgres::Client;
 
+/// Exit statuses, as `--help` states them.
+const DONE: u8 = 0;
+const NOTHING_CHANGED: u8 = 1;
+const DATABASE_OR_CONFIG: u8 = 3;
+
+const EXIT_CODES: &str = "Exit status:
+  0  done
+  1  nothing changed or nothing found (retry/cancel of a job in the wrong state or
+     unknown, show of an unknown id)
+  2  usage error (bad command or option)
+  3  database or configuration error (cannot connect, bad URL, schema not migrated…)";
+
 /// Operate a pglane job queue: migrate, inspect, retry, cancel, prune.
 #[derive(Parser)]
-#[command(name = "pglane", version)]
+#[command(name = "pglane", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// The database. Multi-host URLs and key=value strings work too.
+    /// The database: a postgres:// URL or key=value string; multi-host and TLS
+    /// parameters (sslmode, sslrootcert, sslcert, sslkey) work too.
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true,
           default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
 
     /// The schema holding pglane's tables.
-    #[arg(long, global = true, env = "PGLANE_SCHEMA", default_value = "pglane")]
+    #[arg(
+        long,
+        global = true,
+        env = "PGLANE_SCHEMA",
+        hide_env_values = true,
+        default_value = "pglane"
+    )]
     schema: String,
 
     /// Longest any one statement may run, in seconds.
@@ -41,7 +63,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create the schema or bring it up to this version (safe to run repeatedly).
-    Migrate,
+    Migrate {
+        /// Print the SQL instead of running it, for sqlx, refinery, Flyway…: run it in
+        /// one transaction. Needs no database.
+        #[arg(long)]
+        print_sql: bool,
+        /// With --print-sql: only the migrations after this version (the schema's
+        /// current one), to add as the next step of an existing migration history.
+        #[arg(long, default_value_t = 0, requires = "print_sql")]
+        after: i32,
+    },
     /// Jobs per queue by state, and how long the oldest due job has waited.
     Stats,
     /// Jobs, newest first.
@@ -53,6 +84,11 @@ enum Command {
         /// At most this many jobs.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+    },
+    /// One job: its args, state history and errors.
+    Show {
+        /// The job's id.
+        id: i64,
     },
     /// Run a failed or cancelled job again, with fresh attempts.
     Retry {
@@ -68,6 +104,9 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Periodic jobs: cron, time zone, policy for missed ticks, active or not (a
+    /// schedule no running engine declares is inactive), last and next run.
+    Schedules,
     /// Delete finished jobs (completed, failed, cancelled) older than a cut-off.
     Prune {
         /// Delete jobs that finished more than this many seconds ago.
@@ -91,10 +130,10 @@ fn main() -> ExitCode {
     if let Command::Dashboard { bind, read_only } = &cli.command {
         // actix-web runs in an actix system of its own.
         return match actix_web::rt::System::new().block_on(dashboard(&cli, bind, *read_only)) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => ExitCode::from(DONE),
             Err(e) => {
                 eprintln!("pglane: {e}");
-                ExitCode::FAILURE
+                ExitCode::from(DATABASE_OR_CONFIG)
             }
         };
     }
@@ -105,14 +144,14 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pglane: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(DATABASE_OR_CONFIG);
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("pglane: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(DATABASE_OR_CONFIG)
         }
     }
 }
@@ -142,57 +181,104 @@ async fn dashboard(
     Ok(())
 }
 
-async fn run(cli: Cli) -> pglane::Result<ExitCode> {
+async fn run(cli: Cli) -> pglane::Result<u8> {
     let schema = cli.schema.as_str();
+    if let Command::Migrate {
+        print_sql: true,
+        after,
+    } = cli.command
+    {
+        print!("{}", pglane::migration_sql(schema, after)?);
+        return Ok(DONE);
+    }
     let mut client = connect(&cli.database_url, cli.statement_timeout).await?;
-    if !matches!(cli.command, Command::Migrate) {
+    if !matches!(cli.command, Command::Migrate { .. }) {
         admin::ensure_migrated(&client, schema).await?;
     }
+    let now = SystemTime::now();
     match cli.command {
-        Command::Migrate => match pglane::migrate_with(&mut client, schema).await?[..] {
+        Command::Migrate { .. } => match pglane::migrate_with(&mut client, schema).await?[..] {
             [] => println!(
                 "schema {schema} is up to date (version {})",
                 pglane::SCHEMA_VERSION
             ),
             ref v => println!("schema {schema}: applied migrations {v:?}"),
         },
-        Command::Stats => print_stats(schema, &admin::queue_counts(&client, schema).await?),
-        Command::List { state, limit } => {
-            print_jobs(&admin::list(&client, schema, state, limit).await?)
-        }
+        Command::Stats => println!(
+            "{}",
+            print::stats(schema, &admin::queue_counts(&client, schema).await?)
+        ),
+        Command::List { state, limit } => println!(
+            "{}",
+            print::jobs(&admin::list(&client, schema, state, limit).await?, now)
+        ),
+        Command::Show { id } => match admin::show(&client, schema, id).await? {
+            Some(job) => println!("{}", print::job(&job, now)),
+            None => return Ok(missing(id)),
+        },
         Command::Retry { id } => {
-            return Ok(report(
-                admin::retry(&client, schema, id).await?,
-                format!("job {id} is queued to run again"),
-                format!("job {id} is not failed or cancelled: nothing to retry"),
-            ));
+            if admin::retry(&client, schema, id).await? {
+                println!("job {id} is queued to run again");
+            } else {
+                return unchanged(
+                    &client,
+                    schema,
+                    id,
+                    "only failed or cancelled jobs can be retried",
+                )
+                .await;
+            }
         }
         Command::Cancel { id, reason } => {
             let by = format!("pglane cli ({})", std::env::var("USER").unwrap_or_default());
-            return match admin::cancel(&client, schema, id, reason.as_deref(), &by).await {
+            match admin::cancel(&client, schema, id, reason.as_deref(), &by).await {
                 Ok(CancelOutcome::Requested) => {
-                    println!("job {id} is running: cancel requested, its worker was told");
-                    Ok(ExitCode::SUCCESS)
+                    println!("job {id} is running: cancel requested, its worker was told")
                 }
-                Ok(_) => {
-                    println!("job {id} cancelled");
-                    Ok(ExitCode::SUCCESS)
-                }
+                Ok(_) => println!("job {id} cancelled"),
                 Err(e @ pglane::Error::NotCancellable { .. }) => {
-                    eprintln!("{e}");
-                    Ok(ExitCode::FAILURE)
+                    return match admin::show(&client, schema, id).await? {
+                        None => Ok(missing(id)),
+                        Some(_) => {
+                            eprintln!("{e}; nothing changed");
+                            Ok(NOTHING_CHANGED)
+                        }
+                    };
                 }
-                Err(e) => Err(e),
-            };
+                Err(e) => return Err(e),
+            }
         }
+        Command::Schedules => println!(
+            "{}",
+            print::schedules(&admin::schedules(&client, schema).await?, now)
+        ),
         Command::Dashboard { .. } => unreachable!("served in main"),
         Command::Prune { older_than } => {
             let older_than = Duration::from_secs(older_than);
             let n = admin::prune(&client, schema, older_than).await?;
-            println!("pruned {n} finished jobs older than {}", human(older_than));
+            println!(
+                "pruned {n} finished jobs older than {}",
+                print::human(older_than)
+            );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(DONE)
+}
+
+/// Says why retry or cancel changed nothing: the job does not exist, or its state.
+async fn unchanged(client: &Client, schema: &str, id: i64, rule: &str) -> pglane::Result<u8> {
+    match admin::show(client, schema, id).await? {
+        None => Ok(missing(id)),
+        Some(job) => {
+            eprintln!("job {id} is {}: {rule}; nothing changed", job.summary.state);
+            Ok(NOTHING_CHANGED)
+        }
+    }
+}
+
+fn missing(id: i64) -> u8 {
+    eprintln!("job {id} does not exist (never enqueued, or pruned)");
+    NOTHING_CHANGED
 }
 
 /// Connects with a connect timeout and a statement timeout, so a stuck server or a lock
@@ -207,83 +293,6 @@ async fn connect(url: &str, statement_timeout_s: u64) -> pglane::Result<Client> 
     let client = config.connect().await?;
     admin::set_statement_timeout(&client, Duration::from_secs(statement_timeout_s)).await?;
     Ok(client)
-}
-
-/// Prints the outcome of retry or cancel; exits 1 when nothing was changed, for scripts.
-fn report(done: bool, yes: String, no: String) -> ExitCode {
-    if done {
-        println!("{yes}");
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("{no}");
-        ExitCode::FAILURE
-    }
-}
-
-fn print_stats(schema: &str, queues: &[QueueCounts]) {
-    if queues.is_empty() {
-        println!("schema {schema}: no jobs");
-        return;
-    }
-    println!(
-        "{:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}  oldest wait",
-        "queue", "available", "scheduled", "running", "completed", "failed", "cancelled"
-    );
-    for q in queues {
-        let s = q.states;
-        let wait = q.oldest_wait.map_or_else(|| "-".to_string(), human);
-        println!(
-            "{:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}  {wait}",
-            q.queue, s.available, s.scheduled, s.running, s.completed, s.failed, s.cancelled
-        );
-    }
-}
-
-fn print_jobs(jobs: &[JobSummary]) {
-    if jobs.is_empty() {
-        println!("no jobs");
-        return;
-    }
-    println!(
-        "{:>10}  {:<9}  {:<24} {:<12} {:>5} {:>9}  {:<12}  last error",
-        "id", "state", "kind", "queue", "prio", "attempts", "run at"
-    );
-    for j in jobs {
-        let error = j.last_error.as_deref().unwrap_or("");
-        let error: String = error.chars().take(60).collect();
-        let line = format!(
-            "{:>10}  {:<9}  {:<24} {:<12} {:>5} {:>9}  {:<12}  {}",
-            j.id,
-            j.state.as_str(),
-            j.kind,
-            j.queue,
-            j.priority,
-            format!("{}/{}", j.attempt, j.max_attempts),
-            relative(j.run_at),
-            error.replace('\n', " ")
-        );
-        println!("{}", line.trim_end());
-    }
-}
-
-/// `3m ago` or `in 20s`, from this machine's clock.
-fn relative(t: SystemTime) -> String {
-    match t.duration_since(SystemTime::now()) {
-        Ok(ahead) => format!("in {}", human(ahead)),
-        Err(e) => format!("{} ago", human(e.duration())),
-    }
-}
-
-/// A short human duration: `850ms`, `12s`, `5m`, `3h`, `2d`.
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => format!("{}ms", d.as_millis()),
-        1..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86_399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
 }
 
 #[cfg(test)]
@@ -305,12 +314,10 @@ mod tests {
         ));
         assert_eq!(cli.schema, "s");
         assert!(Cli::try_parse_from(["pglane", "list", "--state", "done"]).is_err());
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human(Duration::from_millis(850)), "850ms");
-        assert_eq!(human(Duration::from_secs(75)), "1m");
-        assert_eq!(human(Duration::from_secs(2 * 86_400 + 5)), "2d");
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("3  database or configuration error"),
+            "{help}"
+        );
     }
 }
