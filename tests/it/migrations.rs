@@ -123,9 +123,9 @@ async fn start_on_an_unmigrated_schema_fails_with_not_migrated() {
 }
 
 /// Versions apply by number, and parallel work lands out of order: a schema migrated by
-/// a build that lacked version 3 (the job metadata column) while having 4 and later is
-/// at version 2 until 3 is applied. The engine refuses it rather than run claims on a
-/// column that is not there, and `migrate` fills the gap (safe to repeat).
+/// a build that lacked version 3 (the job metadata column) while having 4 and later
+/// lacks a migration this build needs. The engine refuses it rather than run claims on
+/// a column that is not there, and `migrate` fills the gap (safe to repeat).
 #[actix_rt::test]
 async fn a_schema_missing_a_middle_version_is_refused_until_migrated() {
     let schema = fresh_schema();
@@ -146,10 +146,7 @@ async fn a_schema_missing_a_middle_version_is_refused_until_migrated() {
         .await
         .err()
         .expect("start must fail");
-    assert!(
-        matches!(err, Error::NotMigrated { found: 2, expected, .. } if expected == SCHEMA_VERSION),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::NotMigrated { .. }), "{err:?}");
     assert_eq!(pglane::migrate(database_url(), &schema).await.unwrap(), [3]);
     assert_eq!(versions(&schema).await, migration_versions());
     let engine = pglane::Engine::builder(database_url())

@@ -471,17 +471,24 @@ impl Write for ThreadCapture {
 pub fn capture() -> (Lines, impl Drop) {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        let subscriber = tracing_subscriber::fmt()
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        let layer = tracing_subscriber::fmt::layer()
             .with_writer(|| ThreadCapture)
             .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
             // Spans are printed when opened and closed, with their fields (the traces
             // test).
             .with_span_events(
                 tracing_subscriber::fmt::format::FmtSpan::NEW
                     | tracing_subscriber::fmt::format::FmtSpan::CLOSE,
             )
-            .finish();
+            // Only what a capturing thread emits is formatted at all: the other tests
+            // pay nothing for this subscriber.
+            // (A dynamic filter: asked each time, never cached per call site.)
+            .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
+                *meta.level() <= tracing::Level::INFO && CAPTURE.with(|c| c.borrow().is_some())
+            }));
+        let subscriber = tracing_subscriber::registry().with(layer);
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
     let lines = Lines::default();
