@@ -352,7 +352,11 @@ impl EngineBuilder {
         // starts, polls, and verifies the schema once the database is back, like after
         // any outage. A database that answers with the wrong schema version is a
         // deployment error and fails now.
-        let schema_verified = match store.schema_fit().await {
+        let schema_verified = match store
+            .applied_migrations()
+            .await
+            .map(|a| crate::migrate::fit_of(&a))
+        {
             Ok(fit) => {
                 fit.into_result(&settings.schema, SCHEMA_VERSION)?;
                 true

@@ -79,36 +79,41 @@ impl Maintenance {
         if !self.checking_schema {
             self.checking_schema = true;
             let store = self.store.clone();
-            async move { store.schema_fit().await }
-                .into_actor(self)
-                .map(|result, act, _| {
-                    act.checking_schema = false;
-                    match result {
-                        Ok(crate::schema_fit::SchemaFit::Fits) => {
-                            tracing::info!("database reachable and schema verified; claiming");
-                            if let Some(to) = act.reports.schema_verified.take() {
-                                to.do_send(SchemaVerified);
-                            }
+            async move {
+                store
+                    .applied_migrations()
+                    .await
+                    .map(|a| crate::migrate::fit_of(&a))
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                act.checking_schema = false;
+                match result {
+                    Ok(crate::schema_fit::SchemaFit::Fits) => {
+                        tracing::info!("database reachable and schema verified; claiming");
+                        if let Some(to) = act.reports.schema_verified.take() {
+                            to.do_send(SchemaVerified);
                         }
-                        Ok(misfit) => {
-                            if let Some(suppressed) = act.log.allow() {
-                                let schema = act.store.schema().to_string();
-                                let why = misfit
-                                    .into_result(&schema, crate::migrate::SCHEMA_VERSION)
-                                    .err()
-                                    .map(|e| e.to_string())
-                                    .unwrap_or_default();
-                                tracing::error!(
-                                    error = %why,
-                                    suppressed,
-                                    "the schema does not fit this pglane; not claiming"
-                                );
-                            }
-                        }
-                        Err(_) => {} // The store's breaker reports outages.
                     }
-                })
-                .spawn(ctx);
+                    Ok(misfit) => {
+                        if let Some(suppressed) = act.log.allow() {
+                            let schema = act.store.schema().to_string();
+                            let why = misfit
+                                .into_result(&schema, crate::migrate::SCHEMA_VERSION)
+                                .err()
+                                .map(|e| e.to_string())
+                                .unwrap_or_default();
+                            tracing::error!(
+                                error = %why,
+                                suppressed,
+                                "the schema does not fit this pglane; not claiming"
+                            );
+                        }
+                    }
+                    Err(_) => {} // The store's breaker reports outages.
+                }
+            })
+            .spawn(ctx);
         }
         let next = self
             .settings

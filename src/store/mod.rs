@@ -371,12 +371,13 @@ impl Store {
         }
     }
 
-    /// The schema's migration version (0 if it has never been migrated).
-    pub(crate) async fn schema_fit(&self) -> Result<crate::schema_fit::SchemaFit> {
+    /// The schema's applied migrations (none if it has never been migrated), for
+    /// `migrate::fit_of` to judge.
+    pub(crate) async fn applied_migrations(&self) -> Result<Vec<crate::schema_fit::Applied>> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let rows = conn.query_once(&self.inner.sql.schema_version, &[]).await;
-            Ok(crate::migrate::fit_of(&operator::applied_found(rows)?))
+            operator::applied_found(rows)
         })
         .await
     }
