@@ -19,10 +19,13 @@ MATRIX = [
     ("w1", ["--concurrency", "1000"]),
     ("w2", []),
     ("w3", []),
+    ("w1", ["--concurrency", "16", "--prefetch", "256"]),
     ("w4", []),
+    ("w4", ["--prefetch", "0"]),
     ("w5", ["--concurrency", "1000"]),
-    ("w6", ["--concurrency", "16"]),
-    ("w6", ["--concurrency", "1000"]),
+    ("w6", []),
+    ("w6", ["--target-wait-ms", "0", "--concurrency", "16"]),
+    ("w6", ["--target-wait-ms", "0", "--concurrency", "1000"]),
 ]
 SCALE = [
     ("w1", ["--concurrency", "1000", "--jobs", "1000000"]),

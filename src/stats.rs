@@ -122,7 +122,8 @@ pub struct LaneStats {
     pub prefetched: u32,
     /// Its latency target (`Lane::target_wait`), if any.
     pub target_wait: Option<Duration>,
-    /// With a target: the 99th percentile of its last 256 pickup waits.
+    /// With a target: the 99th percentile of its last 256 claim round trips that brought
+    /// jobs back (the wait the target controls).
     pub wait_p99: Option<Duration>,
     /// The share of its slots it may fill now: 1.0 unless a more urgent lane's latency
     /// target throttles it (then down to 1/64, and at least one slot).

@@ -83,8 +83,11 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
     let backend_cpu = evidence::backend_cpu(&schema.client).await?;
     engine.shutdown().await?;
     let t1 = done?;
-    let after = evidence::counters(&schema.client, &schema.name).await?;
     let cpu = (common::cpu_time() - cpu0).as_secs_f64();
+    let after = evidence::counters(&schema.client, &schema.name).await?;
+    // Closing the engine's connections makes their backends report their row counts.
+    drop(engine);
+    let rows = evidence::counters_settled(&schema.client, &schema.name, before, o.jobs).await?;
     let wall = (t1 - t0).as_secs_f64();
     let (_, hwm) = rss_mib();
     eprintln!("w1: done in {wall:.3} s");
@@ -129,7 +132,7 @@ async fn run(schema: &Schema, o: &DrainOptions) -> BoxResult<Vec<String>> {
         ]
         .into_iter()
         .chain(evidence::claim_time_fields(&engine_stats))
-        .chain(evidence::counter_fields(before, after, o.jobs))
+        .chain(evidence::counter_fields(before, after, rows, o.jobs))
         .chain(activity)
         .chain(pace.fields())
         .collect::<Vec<_>>(),

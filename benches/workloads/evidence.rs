@@ -68,9 +68,34 @@ pub(crate) async fn counters(client: &Client, schema: &str) -> BoxResult<Counter
     })
 }
 
-/// The JSON fields comparing two readings, for `jobs` jobs.
-pub(crate) fn counter_fields(a: Counters, b: Counters, jobs: u64) -> Vec<(&'static str, Value)> {
+/// Reads the counters until the row counts show every job's claim (a backend reports
+/// them when it exits, or when idle, up to 10 s later), for at most 12 s.
+pub(crate) async fn counters_settled(
+    client: &Client,
+    schema: &str,
+    before: Counters,
+    jobs: u64,
+) -> BoxResult<Counters> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        let now = counters(client, schema).await?;
+        if now.updated - before.updated >= jobs as i64 || std::time::Instant::now() > deadline {
+            return Ok(now);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The JSON fields comparing two readings, for `jobs` jobs: WAL and vacuums at the end
+/// of the drain (`b`), rows once the engine's backends reported them (`rows`).
+pub(crate) fn counter_fields(
+    a: Counters,
+    b: Counters,
+    rows: Counters,
+    jobs: u64,
+) -> Vec<(&'static str, Value)> {
     let per_job = |x: i64| r(x as f64 / jobs.max(1) as f64, 2);
+    let (a, b, wal_end) = (a, rows, b);
     let updated = b.updated - a.updated;
     vec![
         // Row versions written per job in the two job tables (the enqueue's insert is
@@ -89,13 +114,13 @@ pub(crate) fn counter_fields(a: Counters, b: Counters, jobs: u64) -> Vec<(&'stat
             ),
         ),
         ("rows_deleted_per_job", per_job(b.deleted - a.deleted)),
-        ("checkpoints", (b.checkpoints - a.checkpoints).into()),
-        ("vacuums_manual", (b.vacuums - a.vacuums).into()),
-        ("vacuums_auto", (b.autovacuums - a.autovacuums).into()),
-        ("dead_rows_end", b.dead_rows.into()),
+        ("checkpoints", (wal_end.checkpoints - a.checkpoints).into()),
+        ("vacuums_manual", (wal_end.vacuums - a.vacuums).into()),
+        ("vacuums_auto", (wal_end.autovacuums - a.autovacuums).into()),
+        ("dead_rows_end", wal_end.dead_rows.into()),
         (
             "wal_bytes_per_job",
-            r((b.wal_bytes - a.wal_bytes) / jobs.max(1) as f64, 0),
+            r((wal_end.wal_bytes - a.wal_bytes) / jobs.max(1) as f64, 0),
         ),
     ]
 }

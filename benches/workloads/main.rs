@@ -85,7 +85,7 @@ struct Args {
     #[arg(long)]
     completed_retention_s: Option<f64>,
     /// w1 and w4: jobs the (low) lane may hold ready beyond its slots
-    /// (`Lane::prefetch`). Defaults: w1 0; w4 16 (the configuration the README
+    /// (`Lane::prefetch`). Defaults: w1 0; w4 32 (the configuration the README
     /// recommends for it; `--prefetch 0` runs the old one).
     #[arg(long)]
     prefetch: Option<u32>,
@@ -132,7 +132,7 @@ const BIG_JOBS: u64 = 100_000;
 const CONCURRENCY: u32 = 16;
 /// w4's low lane prefetch by default: enough ready jobs to cover a claim round trip of
 /// its 8 slots of ~1.2 ms jobs even when the machine is loaded.
-const W4_PREFETCH: u32 = 16;
+const W4_PREFETCH: u32 = 32;
 /// w6's low lane slots by default (its urgent lane holds a latency target).
 const W6_CONCURRENCY: u32 = 1000;
 

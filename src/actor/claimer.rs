@@ -1,13 +1,13 @@
 //! The Claimer: one per lane, it owns the lane's claim request and the claim's round
 //! trip to the database, and reports what it brought back to the supervisor.
 //!
-//! Invariant: a claim never asks for more jobs than the lane has free slots (the dispatch
-//! core sets the limit to exactly that), and the lane's range caps how little urgent a
-//! job it takes. No local prefetch: a prefetched batch is what makes another process's
-//! urgent jobs wait.
+//! Invariant: a claim never asks for more jobs than the lane has free slots, plus, for a
+//! lane that opted in to prefetch, the room it has for held jobs (the dispatch core sets
+//! the limit); the lane's range caps how little urgent a job it takes. No prefetch by
+//! default: a prefetched batch is what makes another process's urgent jobs wait.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -108,11 +108,12 @@ impl Handler<Claim> for Claimer {
         let req = self.request.clone();
         let store = self.store.clone();
         async move {
-            let began = Instant::now();
+            let sent = std::time::Instant::now();
             let result = store.claim(&req).await;
+            let took = sent.elapsed();
             // Unshare the request before the supervisor can order the next claim.
             drop(req);
-            (result, began.elapsed())
+            (result, took)
         }
         .into_actor(self)
         .map(move |(result, took), act, _| {
@@ -129,6 +130,7 @@ impl Handler<Claim> for Claimer {
                 lane: act.lane,
                 token: msg.token,
                 result,
+                took,
             });
         })
         .spawn(ctx);

@@ -247,7 +247,6 @@ impl<J: Claimed, H> Dispatcher<J, H> {
             return;
         };
         self.lanes[i].record_start(facts.waited);
-        self.observe_wait(i, facts.waited, now);
         if rescued {
             self.rescued_running += 1;
         }

@@ -74,11 +74,12 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 /// 1 to 3 lanes covering 0..=32767, each with 1 to 5 slots; some strict, some with a gap
-/// below them.
+/// below them, some prefetching up to 3 jobs, some with a latency target (3 ms: always
+/// missed, the rig's jobs wait 5 ms; or 10 ms: always met).
 fn lanes() -> impl Strategy<Value = Vec<Lane>> {
     (
         1usize..4,
-        proptest::collection::vec((1u32..6, any::<bool>(), any::<bool>()), 3),
+        proptest::collection::vec((1u32..6, any::<bool>(), any::<bool>(), 0u32..4, 0u8..3), 3),
     )
         .prop_map(|(n, specs)| {
             let starts: Vec<i32> = match n {
@@ -88,13 +89,19 @@ fn lanes() -> impl Strategy<Value = Vec<Lane>> {
             };
             (0..n)
                 .map(|i| {
-                    let (slots, strict, gap) = specs[i];
+                    let (slots, strict, gap, prefetch, target) = specs[i];
                     let lo = starts[i] + if gap && i > 0 { 3 } else { 0 };
                     let hi = starts.get(i + 1).copied().unwrap_or(32768) - 1;
-                    Lane::new(format!("l{i}"))
+                    let lane = Lane::new(format!("l{i}"))
                         .priorities(i16::try_from(lo).unwrap()..=i16::try_from(hi).unwrap())
                         .concurrency(slots)
                         .work_conserving(!strict)
+                        .prefetch(prefetch);
+                    match target {
+                        1 => lane.target_wait(std::time::Duration::from_millis(3)),
+                        2 => lane.target_wait(std::time::Duration::from_millis(10)),
+                        _ => lane,
+                    }
                 })
                 .collect()
         })
@@ -291,6 +298,13 @@ impl Model {
             );
             let spec = &rig.specs[order.lane];
             assert!(order.floor <= spec.lo);
+            if order.floor < spec.lo {
+                let a = &rig.core.lanes()[order.lane].account;
+                assert!(
+                    order.limit <= a.slots(),
+                    "a borrowing claim asks for no prefetch: {order:?} {a:?}"
+                );
+            }
             if !spec.work_conserving {
                 assert_eq!(order.floor, spec.lo, "a strict lane borrows nothing");
             }
@@ -361,13 +375,19 @@ impl Model {
         // Slots.
         for (i, lane) in rig.core.lanes().iter().enumerate() {
             let a = &lane.account;
-            if a.running() + a.reserved() <= a.slots() {
+            let room = a.slots() + a.prefetch();
+            if a.running() + a.held() + a.reserved() <= room && a.running() <= a.slots() {
                 self.over_ok[i] = false;
             }
             assert!(
-                self.over_ok[i] || a.running() + a.reserved() <= a.slots(),
+                self.over_ok[i]
+                    || (a.running() + a.held() + a.reserved() <= room && a.running() <= a.slots()),
                 "lane {i}: {a:?}"
             );
+            assert!(a.limit() <= a.slots() && a.limit() >= 1, "lane {i}: {a:?}");
+            if a.prefetch() == 0 {
+                assert_eq!(a.held(), 0);
+            }
             assert!(lane.stuck <= a.running());
         }
         // Rescued jobs.

@@ -99,7 +99,8 @@ pub(super) struct Rig {
     pub(super) renewals: Vec<RunKey>,
     pub(super) replies: Vec<WaiterId>,
     pub(super) threads: Vec<ThreadChange>,
-    /// The wait every launched job reports (5 ms unless a test sets it).
+    /// The wait every launched job reports, and the round trip of every claim answered
+    /// with jobs (5 ms unless a test sets it).
     pub(super) wait: Duration,
     fx: Effects<RunKey>,
 }
@@ -194,6 +195,9 @@ impl Rig {
             timeout: self.timeout,
             unknown: &self.unknown,
         };
+        if jobs.as_ref().is_ok_and(|j| !j.is_empty()) {
+            self.core.claim_took(order.lane, self.wait, self.now);
+        }
         self.core.claim_returned(
             order.lane,
             order.token,

@@ -120,10 +120,14 @@ impl Lane {
         self
     }
 
-    /// A latency target: the engine keeps this lane's pickup wait (from a job being
-    /// due to its handler starting) under `d` by limiting how many of their slots less
-    /// urgent lanes of this engine may fill while the target is at risk, and gives the
-    /// slots back when it is not. Defaults to none.
+    /// A latency target: the engine keeps this lane's pickup wait under `d` by limiting
+    /// how many of their slots less urgent lanes of this engine may fill while the
+    /// target is at risk, and gives the slots back when it is not. Defaults to none.
+    ///
+    /// The wait controlled is the round trip of the lane's claims that bring jobs back
+    /// (an enqueue wakes the lane at once; the claim then competes with the bulk lanes
+    /// for the database). Not counted: the enqueue's own commit, and waits for the
+    /// lane's own slots (give it more slots for those).
     ///
     /// The control is additive increase, multiplicative decrease: every wait over `d`
     /// halves the share of their slots that less urgent lanes may use (at most once per

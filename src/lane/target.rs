@@ -1,8 +1,9 @@
 //! A lane's latency target: an AIMD controller of how much of their slots less urgent
 //! lanes may use.
 //!
-//! The lane with the target reports the pickup wait of every job it starts (due time to
-//! handler launch, claim round trip included). A wait over the target cuts the share
+//! The lane with the target reports the round trip of every claim that brought it jobs
+//! (see `Dispatcher::claim_took` for why that, not the wait from `run_at`). A wait over
+//! the target cuts the share
 //! of their slots that less urgent lanes may fill in half (multiplicative decrease, at
 //! most once per `COOLDOWN`, so one burst counts once and the cut has time to show); each
 //! tick without a wait over the target for `CALM` gives back `STEP` of it (additive

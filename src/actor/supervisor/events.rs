@@ -53,6 +53,9 @@ impl Handler<ClaimReturned> for JobSupervisor {
 
     fn handle(&mut self, msg: ClaimReturned, ctx: &mut Context<Self>) {
         let result = msg.result.map_err(|_| ());
+        if result.as_ref().is_ok_and(|jobs| !jobs.is_empty()) {
+            self.core.claim_took(msg.lane, msg.took, Instant::now());
+        }
         let mut launch = Self::launcher(&self.runs, &self.settings, &mut self.run_metrics);
         self.core.claim_returned(
             msg.lane,

@@ -42,6 +42,8 @@ pub(crate) struct ClaimReturned {
     pub(crate) lane: LaneId,
     pub(crate) token: i64,
     pub(crate) result: Result<Vec<ClaimedJob>>,
+    /// The claim's round trip, as the claimer measured it.
+    pub(crate) took: std::time::Duration,
 }
 
 /// Some runs ended: take them from the engine's `EndedRuns` queue.

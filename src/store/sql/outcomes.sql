@@ -58,7 +58,7 @@ moved AS (
                 ELSE errors END,
            created_at, started_at, now()
     FROM finished
-    WHERE action = 'fail' OR $7::boolean
+    WHERE action <> 'complete' OR cancel_request IS NOT NULL OR $7::boolean
     RETURNING id
 ),
 requeued AS (
