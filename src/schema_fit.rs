@@ -30,8 +30,14 @@ pub(crate) enum SchemaFit {
 /// engine built for `this` schema version.
 pub(crate) fn fit(applied: &[Applied], needed: &[i32], this: i32) -> SchemaFit {
     let found = applied.iter().map(|(v, _)| *v).max().unwrap_or(0);
-    if needed.iter().any(|v| !applied.iter().any(|(a, _)| a == v)) {
-        return SchemaFit::Behind { found };
+    let has = |v: &i32| applied.iter().any(|(a, _)| a == v);
+    if !needed.iter().all(has) {
+        // The schema's version: the newest migration with every one before it applied
+        // (a schema that has 4 and later but not 3 is at version 2).
+        let complete = needed.iter().take_while(|v| has(v)).last().copied();
+        return SchemaFit::Behind {
+            found: complete.unwrap_or(0),
+        };
     }
     let oldest_engine = applied
         .iter()
@@ -87,6 +93,15 @@ mod tests {
         assert_eq!(fit(&[], &needed, 4), SchemaFit::Behind { found: 0 });
         assert_eq!(
             fit(&rows(&[(1, None), (2, None)]), &needed, 4),
+            SchemaFit::Behind { found: 2 }
+        );
+        // A middle migration missing: at the version before the gap.
+        assert_eq!(
+            fit(
+                &rows(&[(1, None), (2, None), (4, Some(4))]),
+                &[1, 2, 3, 4],
+                4
+            ),
             SchemaFit::Behind { found: 2 }
         );
         // A newer release's migration that keeps this engine working.

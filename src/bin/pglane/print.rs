@@ -121,8 +121,17 @@ pub(crate) fn jobs(jobs: &[JobSummary], now: SystemTime) -> String {
 pub(crate) fn job(d: &JobDetail, now: SystemTime) -> String {
     let j = &d.summary;
     let mut out = format!(
-        "job {}: {} (queue {}, priority {})\nstate:    {} (attempt {}/{})\n",
-        j.id, j.kind, j.queue, j.priority, j.state, j.attempt, j.max_attempts
+        "job {}: {} (queue {}, priority {}{})\nstate:    {} (attempt {}/{})\n",
+        j.id,
+        j.kind,
+        j.queue,
+        j.priority,
+        // Raised by its lane's aging: the priority it was enqueued with.
+        j.base_priority
+            .map_or(String::new(), |b| format!(", aged from {b}")),
+        j.state,
+        j.attempt,
+        j.max_attempts
     );
     if let Some(key) = &d.unique_key {
         out.push_str(&format!("unique:   {key}\n"));
