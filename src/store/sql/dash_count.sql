@@ -1,6 +1,5 @@
 -- How many jobs match the dashboard's filter, counted up to the cap $9 (so a
 -- confirmation on a huge table reads at most $9 rows, and says "more than" past it).
--- The state filter is on the stored columns in each branch, as in dash_list_newest.sql.
 SELECT count(*)
 FROM (
     SELECT 1
@@ -9,16 +8,12 @@ FROM (
                CASE WHEN state = 'available' AND run_at > now() THEN 'scheduled' ELSE state END AS state,
                args, unique_key
         FROM /* TEMPLATE: schema */jobs
-        WHERE CASE $1::text WHEN 'available' THEN state = 'available' AND run_at <= now()
-                            WHEN 'scheduled' THEN state = 'available' AND run_at > now()
-                            WHEN 'running' THEN state = 'running'
-                            ELSE $1::text IS NULL END
         UNION ALL
         SELECT id, kind, queue, priority, state, args, unique_key
         FROM /* TEMPLATE: schema */jobs_finished
-        WHERE $1::text IS NULL OR state = $1::text
     ) AS j
-    WHERE ($2::text IS NULL OR kind = $2::text)
+    WHERE ($1::text IS NULL OR state = $1::text)
+      AND ($2::text IS NULL OR kind = $2::text)
       AND ($3::text IS NULL OR queue = $3::text)
       AND ($4::int IS NULL OR priority >= $4::int)
       AND ($5::int IS NULL OR priority <= $5::int)

@@ -2,9 +2,7 @@
 -- parameters are not NULL, one page after the keyset cursor $9 (the last id shown):
 -- never OFFSET, which reads and drops every row before the page. Each parameter is
 -- known when the (unnamed, so custom) plan is made, so `$n IS NULL OR …` folds away and
--- both branches walk their primary key backwards under a Merge Append. A state filter
--- is written on the stored columns inside each branch (so a live state skips the
--- history, a finished state the live table, and `available` can use the claim index).
+-- both branches walk their primary key backwards under a Merge Append.
 SELECT id, kind, queue, priority, state, attempt, max_attempts, run_at, created_at,
        finished_at, last_error
 FROM (
@@ -13,17 +11,13 @@ FROM (
            attempt, max_attempts, run_at, created_at, NULL::timestamptz AS finished_at,
            errors -> -1 ->> 'error' AS last_error, args, unique_key
     FROM /* TEMPLATE: schema */jobs
-    WHERE CASE $1::text WHEN 'available' THEN state = 'available' AND run_at <= now()
-                        WHEN 'scheduled' THEN state = 'available' AND run_at > now()
-                        WHEN 'running' THEN state = 'running'
-                        ELSE $1::text IS NULL END
     UNION ALL
     SELECT id, kind, queue, priority, state, attempt, max_attempts, run_at, created_at,
            finished_at, errors -> -1 ->> 'error', args, unique_key
     FROM /* TEMPLATE: schema */jobs_finished
-    WHERE $1::text IS NULL OR state = $1::text
 ) AS j
-WHERE ($2::text IS NULL OR kind = $2::text)
+WHERE ($1::text IS NULL OR state = $1::text)
+  AND ($2::text IS NULL OR kind = $2::text)
   AND ($3::text IS NULL OR queue = $3::text)
   AND ($4::int IS NULL OR priority >= $4::int)
   AND ($5::int IS NULL OR priority <= $5::int)
