@@ -364,7 +364,22 @@ pub(crate) async fn detail(ctx: &Ctx, id: &str) -> HttpResponse {
     fact("Rescues", num(i64::from(job.rescues)));
     fact("Due", utc(j.run_at));
     fact("Created", utc(j.created_at));
-    fact("Parents and children", "<span class=\"muted\">none (this version of pglane has no dependencies between jobs)</span>".into());
+    let links = |ids: &[i64]| -> String {
+        if ids.is_empty() {
+            return "—".into();
+        }
+        let shown: Vec<String> = ids
+            .iter()
+            .take(50)
+            .map(|i| format!("<a href=\"{b}/jobs/{i}\">{i}</a>"))
+            .collect();
+        match ids.len() {
+            n if n > 50 => format!("{} (+{} more)", shown.join(", "), n - 50),
+            _ => shown.join(", "),
+        }
+    };
+    fact("Runs after (parents)", links(&j.parents));
+    fact("Runs before (children)", links(&j.children));
     out.push_str("</dl>");
     ctx.html(&format!("Job {id}"), "jobs", &out)
 }

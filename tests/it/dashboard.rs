@@ -892,3 +892,41 @@ async fn cancel_reaches_a_running_job() {
     engine.shutdown().await.unwrap();
     db.cleanup().await;
 }
+
+/// A job's page links its parents and children (flows), both ways.
+#[actix_rt::test]
+async fn job_detail_links_parents_and_children() {
+    let db = TestDb::new().await;
+    let engine = db
+        .engine()
+        .register::<Probe>()
+        .data(Events::new().sender())
+        .start()
+        .await
+        .unwrap();
+    engine.pause("default").await.unwrap();
+    let flow = pglane::Flow::new()
+        .job(pglane::FlowJob::new(
+            "a",
+            pglane::Enqueue::new(Probe::new("a")),
+        ))
+        .job(pglane::FlowJob::new("b", pglane::Enqueue::new(Probe::new("b"))).after("a"));
+    let ids = engine.enqueue_flow(flow).await.unwrap();
+    let (parent, child) = (ids[0], ids[1]);
+    let mut c = client(dashboard(&db)).await;
+    let page = c.get(&format!("/jobs/{parent}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains(&format!("<a href=\"{MOUNT}/jobs/{child}\">{child}</a>")),
+        "the parent links its child"
+    );
+    let page = c.get(&format!("/jobs/{child}")).await;
+    assert!(
+        page.body
+            .contains(&format!("<a href=\"{MOUNT}/jobs/{parent}\">{parent}</a>")),
+        "the child links its parent"
+    );
+    engine.shutdown().await.unwrap();
+    db.cleanup().await;
+}
