@@ -293,7 +293,7 @@ async fn queue_table(ctx: &Ctx, c: &Client, schema: &str) -> Result<String> {
     };
     if sizes.live_pages + sizes.finished_pages <= EXACT_COUNT_MAX_PAGES {
         let rows = operator::queue_counts(c, schema).await?;
-        let mut queues: BTreeMap<String, [i64; 6]> = BTreeMap::new();
+        let mut queues: BTreeMap<String, [i64; JobState::ALL.len()]> = BTreeMap::new();
         for r in rows {
             let i = JobState::ALL.iter().position(|s| s.as_str() == r.state);
             if let Some(i) = i {
@@ -320,7 +320,7 @@ async fn queue_table(ctx: &Ctx, c: &Client, schema: &str) -> Result<String> {
         out.push_str("</tbody></table></div><p class=\"muted\">Exact counts.</p>");
     } else {
         let est = db::state_estimates(c, schema).await?;
-        let mut counts = [0f64; 6];
+        let mut counts = [0f64; JobState::ALL.len()];
         for (_, state, n) in est {
             if let Some(i) = JobState::ALL.iter().position(|s| s.as_str() == state) {
                 counts[i] += n;
