@@ -58,7 +58,10 @@ struct Args {
     /// w6 (with the urgent lane's latency target; its old configuration was 16 slots).
     #[arg(long)]
     concurrency: Option<u32>,
-    /// The database.
+    /// The database. Without an `sslmode` the engines connect in plain text
+    /// (`sslmode=disable` is added), like the harness's own connections and the peers'
+    /// benchmarks: pglane's default, `prefer`, negotiates TLS with a server that has
+    /// `ssl=on`, which costs pickup latency (README, Performance).
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -159,8 +162,21 @@ fn main() {
     }
 }
 
+/// `url` with `sslmode=disable` added unless it names an `sslmode` itself.
+fn plain_unless_said(url: &str) -> String {
+    if url.contains("sslmode") {
+        return url.to_string();
+    }
+    if url.contains("://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}sslmode=disable")
+    } else {
+        format!("{url} sslmode=disable")
+    }
+}
+
 async fn dispatch(args: Args) -> BoxResult<()> {
-    let mut url = args.database_url.clone();
+    let mut url = plain_unless_said(&args.database_url);
     // Kept alive (and stopped when dropped) until every workload is done.
     let _private = if args.private_server && args.child.is_none() {
         let pg = pglane::devdb::TempPostgres::init(&["fsync = on", "max_connections = 300"])?;
