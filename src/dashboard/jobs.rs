@@ -386,38 +386,8 @@ pub(crate) async fn detail(ctx: &Ctx, id: &str) -> HttpResponse {
 
 /// A timestamp as PostgreSQL writes it in JSON (`2026-11-30T16:20:05.123456+00:00`).
 fn parse_pg_time(s: &str) -> Option<SystemTime> {
-    let (date, rest) = s.split_once('T')?;
-    let mut d = date.split('-');
-    let (y, m, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    let split = rest.find(['+', '-', 'Z'])?;
-    let (time, zone) = rest.split_at(split);
-    let mut t = time.split(':');
-    let (h, mi): (i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?);
-    let sec: f64 = t.next()?.parse().ok()?;
-    let offset_s = if zone == "Z" {
-        0
-    } else {
-        let sign = if zone.starts_with('-') { -1 } else { 1 };
-        let mut z = zone[1..].split(':');
-        let zh: i64 = z.next()?.parse().ok()?;
-        let zm: i64 = z.next().map(|v| v.parse().unwrap_or(0)).unwrap_or(0);
-        sign * (zh * 3600 + zm * 60)
-    };
-    // Days from civil (Howard Hinnant).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 - offset_s;
-    let total = secs as f64 + sec;
-    (total >= 0.0).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(total))
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    (t.timestamp() >= 0).then(|| t.with_timezone(&chrono::Utc).into())
 }
 
 #[cfg(test)]
