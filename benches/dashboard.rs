@@ -118,6 +118,8 @@ async fn bench(a: Args) -> BoxResult<()> {
             format!("/d/jobs?after={cursor}"),
         ),
         ("jobs, state=failed", "/d/jobs?state=failed".into()),
+        ("jobs, state=cancelled", "/d/jobs?state=cancelled".into()),
+        ("jobs, state=running (none)", "/d/jobs?state=running".into()),
         (
             "jobs, state=available, most urgent first",
             "/d/jobs?state=available&order=urgent".into(),
@@ -130,6 +132,17 @@ async fn bench(a: Args) -> BoxResult<()> {
         (
             "jobs, args contain {\"user\": 4242}",
             "/d/jobs?args=%7B%22user%22%3A4242%7D".into(),
+        ),
+        (
+            "jobs, args contain {\"user\": 4242}, older ids",
+            format!(
+                "/d/jobs?args=%7B%22user%22%3A4242%7D&after={}",
+                a.finished / 2
+            ),
+        ),
+        (
+            "jobs, args, most urgent first",
+            "/d/jobs?args=%7B%22user%22%3A4242%7D&order=urgent".into(),
         ),
         ("jobs, unique key", "/d/jobs?key=order-5000".into()),
         ("job detail", format!("/d/jobs/{detail_id}")),
@@ -157,26 +170,34 @@ async fn bench(a: Args) -> BoxResult<()> {
         }
         report(name, status, times);
     }
-    // The confirmation of "cancel every job matching state=available": counts (capped).
-    let mut times = Vec::new();
-    let mut status = 0;
-    for _ in 0..a.runs {
-        let req = test::TestRequest::post()
-            .uri("/d/jobs/action")
-            .insert_header(("cookie", format!("pglane_csrf={token}")))
-            .insert_header(("content-type", "application/x-www-form-urlencoded"))
-            .set_payload(format!("csrf={token}&do=cancel.filter&state=available"));
-        let t = Instant::now();
-        let r = test::call_service(&app, req.to_request()).await;
-        status = r.status().as_u16();
-        let _ = test::read_body(r).await;
-        times.push(t.elapsed());
+    // The confirmations of "cancel every job matching …": counted (capped, or within a
+    // time budget and then among the newest ids).
+    for (name, filter) in [
+        (
+            "confirm: cancel all matching state=available (count capped at 100,001)",
+            "state=available",
+        ),
+        (
+            "confirm: cancel all matching args {\"user\": 4242} (count within 60 ms, then the newest ids)",
+            "args=%7B%22user%22%3A4242%7D",
+        ),
+    ] {
+        let mut times = Vec::new();
+        let mut status = 0;
+        for _ in 0..a.runs {
+            let req = test::TestRequest::post()
+                .uri("/d/jobs/action")
+                .insert_header(("cookie", format!("pglane_csrf={token}")))
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload(format!("csrf={token}&do=cancel.filter&{filter}"));
+            let t = Instant::now();
+            let r = test::call_service(&app, req.to_request()).await;
+            status = r.status().as_u16();
+            let _ = test::read_body(r).await;
+            times.push(t.elapsed());
+        }
+        report(name, status, times);
     }
-    report(
-        "confirm: cancel all matching state=available (count capped at 100,001)",
-        status,
-        times,
-    );
     Ok(())
 }
 

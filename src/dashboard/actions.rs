@@ -57,6 +57,50 @@ fn applies_to(a: BulkAction) -> &'static str {
     }
 }
 
+/// How long the confirmation may spend counting every matching job before it counts
+/// only the newest ids (`jobs::SEARCH_WINDOW`).
+const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_millis(60);
+
+/// What a confirmation says an action on every job matching `filter` will change: an
+/// exact count (capped at `MAX_MATCHING`), or, when counting would read more rows than
+/// `COUNT_BUDGET` allows, a count among the newest ids, said to be a lower bound.
+async fn matching(
+    c: &tokio_postgres::Client,
+    schema: &str,
+    filter: &Filter,
+) -> crate::Result<String> {
+    let params = filter.params();
+    let describe = filter.describe();
+    let more_than = |what: &str| {
+        format!(
+            "more than {} jobs matching {describe}{what} (only the newest {} will be changed; repeat for the rest)",
+            num(MAX_MATCHING),
+            num(MAX_MATCHING)
+        )
+    };
+    if let Some(n) = db::count_within(c, schema, &params, MAX_MATCHING + 1, COUNT_BUDGET).await? {
+        return Ok(if n > MAX_MATCHING {
+            more_than("")
+        } else {
+            format!("{} job{} matching {describe}", num(n), plural(n))
+        });
+    }
+    let from = db::newest_id(c, schema).await? + 1 - super::jobs::SEARCH_WINDOW;
+    let n = db::count(c, schema, &params, MAX_MATCHING + 1, Some(from)).await?;
+    Ok(if n > MAX_MATCHING {
+        more_than("")
+    } else {
+        format!(
+            "at least {} job{} matching {describe}: counted among the newest {} ids only \
+(counting older ones would read the whole table); the action goes on through the older \
+ones too",
+            num(n),
+            plural(n),
+            num(super::jobs::SEARCH_WINDOW)
+        )
+    })
+}
+
 async fn job_action(ctx: &Ctx, form: &[(String, String)]) -> HttpResponse {
     let bad = |m: &str| ctx.error(StatusCode::BAD_REQUEST, m);
     let Some((op, target)) = field(form, "do").and_then(|d| d.split_once('.')) else {
@@ -134,25 +178,15 @@ async fn job_action(ctx: &Ctx, form: &[(String, String)]) -> HttpResponse {
             }
         }
         "filter" => {
-            let count = match db::count(c, ctx.schema(), &filter.params(), MAX_MATCHING + 1).await {
-                Ok(n) => n,
-                Err(e) => {
-                    return ctx.error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &format!("database error: {e}"),
-                    )
-                }
-            };
             if !confirmed {
-                let what = if count > MAX_MATCHING {
-                    format!("more than {} jobs matching {} (only the newest {} will be changed; repeat for the rest)", num(MAX_MATCHING), filter.describe(), num(MAX_MATCHING))
-                } else {
-                    format!(
-                        "{} job{} matching {}",
-                        num(count),
-                        plural(count),
-                        filter.describe()
-                    )
+                let what = match matching(c, ctx.schema(), &filter).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        return ctx.error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            &format!("database error: {e}"),
+                        )
+                    }
                 };
                 return confirm(ctx, form, label, action, &what);
             }
@@ -162,7 +196,8 @@ async fn job_action(ctx: &Ctx, form: &[(String, String)]) -> HttpResponse {
             let mut after = After::Start;
             let (mut seen, mut changed) = (0i64, 0u64);
             while seen < MAX_MATCHING {
-                let rows = match db::list(c, ctx.schema(), &params, false, after, BATCH).await {
+                let rows = match db::list(c, ctx.schema(), &params, false, after, BATCH, None).await
+                {
                     Ok(r) => r,
                     Err(e) => {
                         return ctx.error(

@@ -176,6 +176,20 @@ impl Filter {
         q
     }
 
+    /// Whether a newest-first page searches a bounded window of ids: any filter but an
+    /// id may match few rows, and a page would then read every row older than its
+    /// matches (see `jobs::SEARCH_WINDOW`). The urgent order reads live jobs only.
+    pub(crate) fn searches_a_window(&self) -> bool {
+        let narrows = self.state.is_some()
+            || self.kind.is_some()
+            || self.queue.is_some()
+            || self.priority_min.is_some()
+            || self.priority_max.is_some()
+            || self.unique_key.is_some()
+            || self.args.is_some();
+        self.order == Order::Newest && self.id.is_none() && narrows
+    }
+
     /// A short description for confirmations: `state=failed, kind=send_email`.
     pub(crate) fn describe(&self) -> String {
         let parts: Vec<String> = self

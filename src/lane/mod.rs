@@ -129,7 +129,8 @@ impl Lane {
     /// for the database). Not counted: the enqueue's own commit, and waits for the
     /// lane's own slots (give it more slots for those).
     ///
-    /// The control is additive increase, multiplicative decrease: every wait over `d`
+    /// `d` is a 99th percentile: one wait in a hundred may exceed it. The control is
+    /// additive increase, multiplicative decrease: a wait over `d` beyond that allowance
     /// halves the share of their slots that less urgent lanes may use (at most once per
     /// 100 ms, down to 1/64 and at least one slot), and every 250 ms with no wait over
     /// `d` gives back 1/16. While the share is below 1, less urgent lanes also hold

@@ -930,3 +930,111 @@ async fn job_detail_links_parents_and_children() {
     engine.shutdown().await.unwrap();
     db.cleanup().await;
 }
+
+/// A filtered newest-first page searches at most 250,000 ids (by id, not by row: ids
+/// far apart make the windows here), says so, and links to the next window down until
+/// the oldest id; a state filter reads only the table its jobs are in.
+#[actix_rt::test]
+async fn filtered_pages_search_bounded_windows_and_walk_older_ones() {
+    let db = TestDb::new().await;
+    for (id, user, state) in [
+        (10i64, 7, "completed"),
+        (300_000, 7, "failed"),
+        (700_000, 7, "completed"),
+        (700_001, 8, "completed"),
+    ] {
+        db.client
+            .execute(
+                &format!(
+                    "INSERT INTO \"{s}\".jobs_finished (id, kind, queue, priority, args, state, attempt,
+                       max_attempts, run_at, worker_id, rescues, errors, created_at, started_at)
+                     VALUES ($1, 'k', 'default', 100, jsonb_build_object('user', $2::int), $3, 1, 20,
+                       now(), 'w1', 0, '[]', now(), now())",
+                    s = db.schema
+                ),
+                &[&id, &user, &state],
+            )
+            .await
+            .unwrap();
+    }
+    // A live job matching too (its id comes from the sequence: 1).
+    db.query("SELECT {schema}.enqueue('k', '{\"user\": 7}')")
+        .await;
+    let mut c = client(dashboard(&db)).await;
+    let ids_on = |body: &str| -> Vec<i64> {
+        body.match_indices("name=\"id\" value=\"")
+            .map(|(i, m)| {
+                body[i + m.len()..]
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let next_of = |body: &str| -> Option<String> {
+        let before = body.split("rel=\"next\"").next()?;
+        body.contains("rel=\"next\"").then(|| {
+            before
+                .rsplit("href=\"/admin/jobs")
+                .next()
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .replace("&amp;", "&")
+        })
+    };
+    let mut path = format!("/jobs?args={}", enc("{\"user\": 7}"));
+    let mut pages = Vec::new();
+    for _ in 0..6 {
+        let page = c.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        pages.push((
+            ids_on(&page.body),
+            page.body.contains("id=\"search-window\""),
+        ));
+        if pages.len() == 1 {
+            assert!(
+                page.body.contains("Searched ids 450,002 to 700,001"),
+                "the first window ends at the newest id: {}",
+                page.body
+            );
+        }
+        match next_of(&page.body) {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        vec![
+            (vec![700_000], true),
+            (vec![300_000], true),
+            (vec![10, 1], false),
+        ],
+        "each window once, newest first, and the last one without a bound"
+    );
+    // A state filter bounds its pages too, and reads only the table its jobs are in:
+    // walking every window finds exactly the failed job, or the available one.
+    for (state, want) in [("failed", vec![300_000i64]), ("available", vec![1])] {
+        let (mut path, mut found, mut pages) = (format!("/jobs?state={state}"), Vec::new(), 0);
+        loop {
+            let page = c.get(&path).await;
+            assert_eq!(page.status, StatusCode::OK);
+            found.extend(ids_on(&page.body));
+            pages += 1;
+            match next_of(&page.body) {
+                Some(next) => path = next,
+                None => break,
+            }
+        }
+        assert_eq!((found, pages), (want, 3), "{state}");
+    }
+    // Unfiltered, nothing is bounded: one page holds them all.
+    let all = c.get("/jobs").await;
+    assert_eq!(ids_on(&all.body), vec![700_001, 700_000, 300_000, 10, 1]);
+    assert!(!all.body.contains("search-window"));
+    db.cleanup().await;
+}

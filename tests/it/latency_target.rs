@@ -7,8 +7,9 @@ use pglane::{Enqueue, Lane};
 
 use crate::support::*;
 
-/// A target no job can meet (1 µs) throttles the low lane at the first urgent start;
-/// with no urgent job after that, the slots come back.
+/// A target no job can meet (1 µs) throttles the low lane at the second urgent start
+/// (the target is a p99: one wait over it is allowed); with no urgent job after that,
+/// the slots come back.
 #[actix_rt::test]
 async fn a_missed_target_throttles_the_low_lane_until_calm() {
     let db = TestDb::new().await;
@@ -36,11 +37,17 @@ async fn a_missed_target_throttles_the_low_lane_until_calm() {
     let s = engine.stats().await.unwrap();
     assert_eq!(s.lanes[0].target_wait, Some(Duration::from_micros(1)));
     assert_eq!((s.lanes[0].throttle, s.lanes[1].throttle), (1.0, 1.0));
-    engine
-        .enqueue(Enqueue::new(Probe::new("urgent")).priority(0))
-        .await
-        .unwrap();
-    events.take(1, Duration::from_secs(5)).await;
+    for allowed in [true, false] {
+        engine
+            .enqueue(Enqueue::new(Probe::new("urgent")).priority(0))
+            .await
+            .unwrap();
+        events.take(1, Duration::from_secs(5)).await;
+        let s = engine.stats().await.unwrap();
+        if allowed {
+            assert_eq!(s.lanes[1].throttle, 1.0, "allowed: {:?}", s.lanes[1]);
+        }
+    }
     let s = engine.stats().await.unwrap();
     assert_eq!(s.lanes[1].throttle, 0.5, "halved: {:?}", s.lanes[1]);
     assert_eq!(
