@@ -24,11 +24,18 @@ MATRIX = [
     ("w4", ["--prefetch", "0"]),
     ("w5", ["--concurrency", "1000"]),
     ("w6", []),
+    ("w6", ["--target-wait-ms", "0"]),
+    ("w6", ["--target-wait-ms", "3", "--concurrency", "1000"]),
     ("w6", ["--target-wait-ms", "0", "--concurrency", "16"]),
     ("w6", ["--target-wait-ms", "0", "--concurrency", "1000"]),
+    ("w6", ["--high-interval-ms", "2"]),
 ]
 SCALE = [
+    ("ceiling", []),
     ("w1", ["--concurrency", "1000", "--jobs", "1000000"]),
+    ("w1", ["--concurrency", "1000", "--jobs", "1000000", "--completed-retention-s", "0"]),
+    ("w1", ["--concurrency", "1000", "--jobs", "1000000", "--prefetch", "1000",
+            "--completed-retention-s", "0"]),
     ("w1", ["--concurrency", "1000", "--history", "1000000"]),
 ]
 

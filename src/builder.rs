@@ -212,7 +212,8 @@ impl EngineBuilder {
 
     /// How often the lane and engine gauges (`pglane_lane_*`, `pglane_listener_connected`,
     /// `pglane_database_available`) are refreshed, from the figures of
-    /// [`Engine::stats`](crate::Engine::stats) (one small query). Defaults to 5 s.
+    /// [`Engine::stats`](crate::Engine::stats) (one query, of live jobs only: the history
+    /// is not counted). Defaults to 5 s.
     pub fn metrics_interval(mut self, d: Duration) -> Self {
         self.settings.metrics_interval = d;
         self

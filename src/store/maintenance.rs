@@ -1,6 +1,7 @@
 //! Maintenance statements: rescuing expired leases, pruning history, vacuuming the live
 //! table. Part of the store (the only place that runs SQL), split out by responsibility.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Conn, MaintenanceReport, Store};
@@ -66,6 +67,46 @@ impl Store {
             Ok(rows.len() as u64)
         })
         .await
+    }
+
+    /// Summarizes the history's new BRIN ranges before pruning (see
+    /// `sql/summarize_history.sql`). Skipped for good when the engine's role does not own
+    /// the table (the prune still works, reading unsummarized ranges); skipped this pass
+    /// when (auto)vacuum holds the table's lock.
+    async fn summarize_history(&self, conn: &mut Conn) -> Result<()> {
+        if !self.inner.summarize_history.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        conn.batch_execute("BEGIN; SET LOCAL lock_timeout = '50ms'")
+            .await?;
+        let done = conn
+            .query_once(&self.inner.sql.summarize_history, &[])
+            .await;
+        let end = conn
+            .batch_execute(if done.is_ok() { "COMMIT" } else { "ROLLBACK" })
+            .await;
+        match done {
+            Ok(_) => Ok(end?),
+            Err(e) => {
+                end?;
+                match e.code().map(|c| c.code()) {
+                    // Not the table's owner: pruning reads unsummarized ranges instead.
+                    Some("42501") => {
+                        self.inner.summarize_history.store(false, Ordering::Relaxed);
+                        tracing::info!(
+                            schema = %self.inner.schema,
+                            "the engine's role does not own jobs_finished: history pruning will read \
+                             pages autovacuum has not summarized yet (run VACUUM on it, or \
+                             brin_summarize_new_values as its owner, to spare that)"
+                        );
+                        Ok(())
+                    }
+                    // 55P03: (auto)vacuum has the table; it summarizes as it goes.
+                    Some("55P03") => Ok(()),
+                    _ => Err(e.into()),
+                }
+            }
+        }
     }
 
     /// One maintenance pass: if this process wins the schema's advisory lock, rescue
@@ -144,6 +185,7 @@ impl Store {
                 return Ok(report);
             }
         }
+        self.summarize_history(conn).await?;
         report.pruned = super::prune::prune_finished(
             &**conn,
             &self.inner.sql.prune,

@@ -27,7 +27,7 @@ mod stuck;
 mod timings;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,7 @@ pub(crate) struct Sql {
     pub(crate) renew: String,
     pub(crate) rescue: String,
     pub(crate) prune: String,
+    pub(crate) summarize_history: String,
     pub(crate) enqueue: String,
     pub(crate) unique_lookup: String,
     pub(crate) stats: String,
@@ -91,6 +92,7 @@ impl Sql {
             renew: r(include_str!("sql/renew.sql")),
             rescue: r(include_str!("sql/rescue.sql")),
             prune: r(include_str!("sql/prune.sql")),
+            summarize_history: r(include_str!("sql/summarize_history.sql")),
             enqueue: r(include_str!("sql/enqueue.sql")),
             unique_lookup: r(include_str!("sql/unique_lookup.sql")),
             stats: r(include_str!("sql/stats.sql")),
@@ -146,6 +148,9 @@ struct Inner {
     shortage: Shortage,
     /// Names the server in errors of failed connection attempts.
     connect_error: crate::connect::Connector,
+    /// Whether maintenance may summarize the history's BRIN index (cleared when the
+    /// engine's role does not own the table: see `sql/summarize_history.sql`).
+    summarize_history: AtomicBool,
 }
 
 /// Counts from one maintenance pass.
@@ -196,6 +201,7 @@ impl Store {
                 timings: manager.timings(),
                 shortage: manager.shortage(),
                 connect_error: manager.connector().clone(),
+                summarize_history: AtomicBool::new(true),
             }),
         };
         shortage::react_to_refusals(&store, &managers);
@@ -572,11 +578,15 @@ impl Store {
     pub(crate) async fn stats(
         &self,
         queue: &str,
+        history: bool,
     ) -> Result<(Vec<crate::stats::LiveRow>, Vec<(String, i64)>)> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let live = conn.query_once(&self.inner.sql.stats, &[&queue]).await?;
             let live = live.iter().map(rows::live_row).collect();
+            if !history {
+                return Ok((live, Vec::new()));
+            }
             let fin = conn
                 .query_once(&self.inner.sql.stats_finished, &[&queue])
                 .await?;

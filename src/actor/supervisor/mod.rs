@@ -260,10 +260,10 @@ impl JobSupervisor {
         }
     }
 
-    /// Sets the lane and engine gauges from a fresh [`Stats`](crate::Stats).
+    /// Sets the lane and engine gauges from fresh statistics of live jobs.
     fn refresh_gauges(&mut self, ctx: &mut Context<Self>) {
         ctx.address()
-            .send(crate::Stats)
+            .send(requests::GaugeStats)
             .into_actor(self)
             .map(|stats, act, _| {
                 if let Ok(Ok(stats)) = stats {

@@ -94,6 +94,33 @@ impl Handler<Stats> for JobSupervisor {
     type Result = ResponseFuture<Result<EngineStats>>;
 
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        self.collect_stats(true)
+    }
+}
+
+/// The engine's statistics for its gauges: live jobs only. Finished jobs (the history,
+/// millions of rows on a busy queue) and schedules are not counted: no gauge shows them,
+/// and counting the history every few seconds took both cores of a small database
+/// server for a tenth of a second each time (it was w6's urgent-latency tail).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GaugeStats;
+
+impl Message for GaugeStats {
+    type Result = Result<EngineStats>;
+}
+
+impl Handler<GaugeStats> for JobSupervisor {
+    type Result = ResponseFuture<Result<EngineStats>>;
+
+    fn handle(&mut self, _: GaugeStats, _: &mut Context<Self>) -> Self::Result {
+        self.collect_stats(false)
+    }
+}
+
+impl JobSupervisor {
+    /// Lane, state and listener statistics; with `history`, finished jobs by state and
+    /// the schedules too.
+    fn collect_stats(&mut self, history: bool) -> ResponseFuture<Result<EngineStats>> {
         let lanes = self.core.lanes();
         let threads = self.core.threads();
         let mut out = EngineStats {
@@ -143,14 +170,14 @@ impl Handler<Stats> for JobSupervisor {
         let queue = self.settings.queue.clone();
         Box::pin(async move {
             // Local figures are still worth reporting when the database is not.
-            match store.stats(&queue).await {
+            match store.stats(&queue, history).await {
                 Ok((live, finished)) => summarize(&specs, &kinds, &live, &finished, &mut out),
                 Err(e) => {
                     out.database.available = false;
                     out.database.last_error = Some(e.to_string());
                 }
             }
-            if out.database.available {
+            if history && out.database.available {
                 match store.list_schedules().await {
                     Ok(list) => out.schedules = list.into_iter().map(Into::into).collect(),
                     Err(e) => out.database.last_error = Some(e.to_string()),
