@@ -184,9 +184,10 @@ pub struct AttemptError {
 /// `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// Fails with [`Error::NotMigrated`] unless `schema` holds every migration this build
-/// needs, or with [`Error::SchemaTooNew`] if a newer migration does not allow this
-/// build (see the README's "Deploying and upgrading").
+/// Fails with [`Error::NotMigrated`](crate::Error::NotMigrated) unless `schema` holds
+/// every migration this build needs, or with
+/// [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) if a newer migration does not
+/// allow this build (see the README's "Deploying and upgrading").
 pub async fn ensure_migrated<C: GenericClient>(client: &C, schema: &str) -> Result<()> {
     channel_for(schema)?;
     let applied = operator::applied_migrations(client, schema).await?;

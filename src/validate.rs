@@ -4,7 +4,7 @@
 //! rejected before any SQL runs: a rejected job writes nothing.
 //!
 //! These constants are the one source of the limits: the SQL function `enqueue()` is
-//! rendered from them when it is migrated (see [`sql_limits`]), so the Rust API and the
+//! rendered from them when it is migrated (see `sql_limits`), so the Rust API and the
 //! SQL door cannot drift apart.
 
 use std::time::{Duration, SystemTime};
