@@ -156,18 +156,12 @@ async fn bench(a: Args) -> BoxResult<()> {
     println!("| request | status | median | max |");
     println!("|---|---|---|---|");
     for (name, path) in &gets {
-        let mut times = Vec::new();
-        let mut status = 0;
-        for _ in 0..a.runs {
-            let req = test::TestRequest::get()
+        let (status, times) = time(&app, a.runs, || {
+            test::TestRequest::get()
                 .uri(path)
-                .insert_header(("cookie", format!("pglane_csrf={token}")));
-            let t = Instant::now();
-            let r = test::call_service(&app, req.to_request()).await;
-            status = r.status().as_u16();
-            let _ = test::read_body(r).await;
-            times.push(t.elapsed());
-        }
+                .insert_header(("cookie", format!("pglane_csrf={token}")))
+        })
+        .await;
         report(name, status, times);
     }
     // The confirmations of "cancel every job matching …": counted (capped, or within a
@@ -182,23 +176,44 @@ async fn bench(a: Args) -> BoxResult<()> {
             "args=%7B%22user%22%3A4242%7D",
         ),
     ] {
-        let mut times = Vec::new();
-        let mut status = 0;
-        for _ in 0..a.runs {
-            let req = test::TestRequest::post()
+        let (status, times) = time(&app, a.runs, || {
+            test::TestRequest::post()
                 .uri("/d/jobs/action")
                 .insert_header(("cookie", format!("pglane_csrf={token}")))
                 .insert_header(("content-type", "application/x-www-form-urlencoded"))
-                .set_payload(format!("csrf={token}&do=cancel.filter&{filter}"));
-            let t = Instant::now();
-            let r = test::call_service(&app, req.to_request()).await;
-            status = r.status().as_u16();
-            let _ = test::read_body(r).await;
-            times.push(t.elapsed());
-        }
+                .set_payload(format!("csrf={token}&do=cancel.filter&{filter}"))
+        })
+        .await;
         report(name, status, times);
     }
     Ok(())
+}
+
+/// Sends the request `make` builds `runs` times, reading each body: the last status and
+/// every request's time.
+async fn time<S, B>(
+    app: &S,
+    runs: usize,
+    make: impl Fn() -> test::TestRequest,
+) -> (u16, Vec<Duration>)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut times = Vec::new();
+    let mut status = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let r = test::call_service(app, make().to_request()).await;
+        status = r.status().as_u16();
+        let _ = test::read_body(r).await;
+        times.push(t.elapsed());
+    }
+    (status, times)
 }
 
 fn report(name: &str, status: u16, mut times: Vec<Duration>) {
