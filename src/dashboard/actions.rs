@@ -65,7 +65,7 @@ const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_millis(60);
 /// exact count (capped at `MAX_MATCHING`), or, when counting would read more rows than
 /// `COUNT_BUDGET` allows, a count among the newest ids, said to be a lower bound.
 async fn matching(
-    c: &tokio_postgres::Client,
+    conn: &mut crate::store::Conn,
     schema: &str,
     filter: &Filter,
 ) -> crate::Result<String> {
@@ -78,13 +78,15 @@ async fn matching(
             num(MAX_MATCHING)
         )
     };
-    if let Some(n) = db::count_within(c, schema, &params, MAX_MATCHING + 1, COUNT_BUDGET).await? {
+    if let Some(n) = db::count_within(conn, schema, &params, MAX_MATCHING + 1, COUNT_BUDGET).await?
+    {
         return Ok(if n > MAX_MATCHING {
             more_than("")
         } else {
             format!("{} job{} matching {describe}", num(n), plural(n))
         });
     }
+    let c: &tokio_postgres::Client = conn;
     let from = db::newest_id(c, schema).await? + 1 - super::jobs::SEARCH_WINDOW;
     let n = db::count(c, schema, &params, MAX_MATCHING + 1, Some(from)).await?;
     Ok(if n > MAX_MATCHING {
@@ -114,7 +116,7 @@ async fn job_action(ctx: &Ctx, form: &[(String, String)]) -> HttpResponse {
         Err(e) => return bad(&format!("bad filter: {}", e.0)),
     };
     let confirmed = field(form, "confirm") == Some("1");
-    let conn = match ctx.conn().await {
+    let mut conn = match ctx.conn().await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -179,7 +181,7 @@ async fn job_action(ctx: &Ctx, form: &[(String, String)]) -> HttpResponse {
         }
         "filter" => {
             if !confirmed {
-                let what = match matching(c, ctx.schema(), &filter).await {
+                let what = match matching(&mut conn, ctx.schema(), &filter).await {
                     Ok(m) => m,
                     Err(e) => {
                         return ctx.error(

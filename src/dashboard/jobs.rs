@@ -192,36 +192,28 @@ below the list goes on.</p>",
             esc(&filter.query())
         );
     }
-    if let Some(w) = &older {
-        let _ = write!(
-            out,
-            "<a href=\"{b}/jobs?{}after={}\" rel=\"next\">Search older ids »</a>",
-            esc(&with_amp(filter.query())),
-            w.from
-        );
-    }
-    if let (true, Some(last)) = (more, rows.last()) {
-        let cursor = next_cursor(filter.order, last.id, last.priority, last.run_at);
+    // The next page: after the last row shown, or, when the page ended inside its
+    // search window, below that window.
+    let next = match (&older, rows.last()) {
+        (Some(w), _) => Some(("Search older ids »", w.from.to_string())),
+        (None, Some(last)) if more => Some((
+            "Next page »",
+            next_cursor(filter.order, last.id, last.priority, last.run_at),
+        )),
+        _ => None,
+    };
+    if let Some((label, cursor)) = next {
         let q = filter.query();
         let sep = if q.is_empty() { "" } else { "&" };
         let _ = write!(
             out,
-            "<a href=\"{b}/jobs?{}{sep}after={}\" rel=\"next\">Next page »</a>",
+            "<a href=\"{b}/jobs?{}{sep}after={}\" rel=\"next\">{label}</a>",
             esc(&q),
             url(&cursor)
         );
     }
     out.push_str("</nav>");
     ctx.html("Jobs", "jobs", &out)
-}
-
-/// A query string ready for one more field: `q&`, or nothing when `q` is empty.
-fn with_amp(q: String) -> String {
-    if q.is_empty() {
-        q
-    } else {
-        q + "&"
-    }
 }
 
 /// The actions on the list: value and label.

@@ -177,36 +177,32 @@ pub(crate) async fn count<C: GenericClient>(
 /// (`statement_timeout`); `None` if it would take longer. A filter matching few of
 /// many rows reads the whole table to count them: 11M rows took seconds.
 pub(crate) async fn count_within(
-    client: &tokio_postgres::Client,
+    conn: &mut super::Conn,
     schema: &str,
     f: &FilterParams,
     cap: i64,
     budget: std::time::Duration,
 ) -> Result<Option<i64>> {
-    client
-        .batch_execute(&format!(
-            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
-            budget.as_millis().max(1)
-        ))
+    // A transaction of its own for the local timeout: dropped unfinished (a failed
+    // count, or a request cut short), it rolls back and takes the setting with it.
+    let tx = conn
+        .client_mut()
+        .build_transaction()
+        .read_only(true)
+        .start()
         .await?;
-    let counted = count(client, schema, f, cap, None).await;
-    let end = client
-        .batch_execute(if counted.is_ok() {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
-        })
-        .await;
-    match counted {
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}",
+        budget.as_millis().max(1)
+    ))
+    .await?;
+    match count(&tx, schema, f, cap, None).await {
         Ok(n) => {
-            end?;
+            tx.commit().await?;
             Ok(Some(n))
         }
         // 57014: canceled by the statement timeout.
-        Err(e) if e.sqlstate() == Some("57014") => {
-            end?;
-            Ok(None)
-        }
+        Err(e) if e.sqlstate() == Some("57014") => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -77,35 +77,38 @@ impl Store {
         if !self.inner.summarize_history.load(Ordering::Relaxed) {
             return Ok(());
         }
-        conn.batch_execute("BEGIN; SET LOCAL lock_timeout = '50ms'")
-            .await?;
-        let done = conn
-            .query_once(&self.inner.sql.summarize_history, &[])
-            .await;
-        let end = conn
-            .batch_execute(if done.is_ok() { "COMMIT" } else { "ROLLBACK" })
-            .await;
-        match done {
-            Ok(_) => Ok(end?),
+        // As around every transaction of the store: a pass cut short mid-transaction
+        // leaves the connection suspect, so the pool discards it.
+        conn.set_suspect(true);
+        let tx = conn.client_mut().transaction().await?;
+        tx.batch_execute("SET LOCAL lock_timeout = '50ms'").await?;
+        let done = match tx.query(&self.inner.sql.summarize_history, &[]).await {
+            Ok(_) => tx.commit().await,
             Err(e) => {
-                end?;
-                match e.code().map(|c| c.code()) {
-                    // Not the table's owner: pruning reads unsummarized ranges instead.
-                    Some("42501") => {
-                        self.inner.summarize_history.store(false, Ordering::Relaxed);
-                        tracing::info!(
-                            schema = %self.inner.schema,
-                            "the engine's role does not own jobs_finished: history pruning will read \
-                             pages autovacuum has not summarized yet (run VACUUM on it, or \
-                             brin_summarize_new_values as its owner, to spare that)"
-                        );
-                        Ok(())
-                    }
-                    // 55P03: (auto)vacuum has the table; it summarizes as it goes.
-                    Some("55P03") => Ok(()),
-                    _ => Err(e.into()),
-                }
+                // Dropping the transaction rolls it back.
+                drop(tx);
+                Err(e)
             }
+        };
+        conn.set_suspect(false);
+        match done {
+            Ok(()) => Ok(()),
+            Err(e) => match e.code().map(|c| c.code()) {
+                // Not the table's owner: pruning reads unsummarized ranges instead.
+                Some("42501") => {
+                    self.inner.summarize_history.store(false, Ordering::Relaxed);
+                    tracing::info!(
+                        schema = %self.inner.schema,
+                        "the engine's role does not own jobs_finished: history pruning will read \
+                         pages autovacuum has not summarized yet (run VACUUM on it, or \
+                         brin_summarize_new_values as its owner, to spare that)"
+                    );
+                    Ok(())
+                }
+                // 55P03: (auto)vacuum has the table; it summarizes as it goes.
+                Some("55P03") => Ok(()),
+                _ => Err(e.into()),
+            },
         }
     }
 

@@ -71,13 +71,7 @@ fn usage_and_configuration_errors_have_their_own_exit_codes() {
 #[actix_rt::test]
 async fn show_retry_and_cancel_say_what_happened() {
     let db = TestDb::new().await;
-    let engine = db
-        .engine()
-        .register::<Probe>()
-        .data(Events::new().sender())
-        .start()
-        .await
-        .unwrap();
+    let engine = db.probe_engine().await;
     let id = engine
         .enqueue(
             Enqueue::new(Probe::behave("boom", Behave::FailUntil(99)))

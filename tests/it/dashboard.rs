@@ -897,13 +897,7 @@ async fn cancel_reaches_a_running_job() {
 #[actix_rt::test]
 async fn job_detail_links_parents_and_children() {
     let db = TestDb::new().await;
-    let engine = db
-        .engine()
-        .register::<Probe>()
-        .data(Events::new().sender())
-        .start()
-        .await
-        .unwrap();
+    let engine = db.probe_engine().await;
     engine.pause("default").await.unwrap();
     let flow = pglane::Flow::new()
         .job(pglane::FlowJob::new(

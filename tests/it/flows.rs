@@ -13,21 +13,10 @@ fn probe(tag: &str) -> Enqueue<Probe> {
     Enqueue::new(Probe::new(tag))
 }
 
-/// An engine that runs nothing (its one lane is paused right away by the tests that
-/// need it): only the enqueue door.
-async fn engine(db: &TestDb) -> pglane::Engine {
-    db.engine()
-        .register::<Probe>()
-        .data(Events::new().sender())
-        .start()
-        .await
-        .unwrap()
-}
-
 #[actix_rt::test]
 async fn bad_flows_are_refused_and_write_nothing() {
     let db = TestDb::new().await;
-    let engine = engine(&db).await;
+    let engine = db.probe_engine().await;
     engine.pause("default").await.unwrap();
     let cycle = Flow::new()
         .job(FlowJob::new("a", probe("a")).after("c"))

@@ -18,6 +18,17 @@ async fn drop_schema(schema: &str) {
 
 /// The versions of the files in `migrations/` (numbers may be skipped while parallel
 /// work lands), ending at [`SCHEMA_VERSION`].
+/// The error an engine's start on `schema` fails with (it must fail).
+async fn start_error(schema: &str) -> Error {
+    pglane::Engine::builder(database_url())
+        .schema(schema)
+        .register::<Probe>()
+        .start()
+        .await
+        .err()
+        .expect("start must fail")
+}
+
 fn migration_versions() -> Vec<i32> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
     let mut v: Vec<i32> = std::fs::read_dir(dir)
@@ -76,13 +87,7 @@ async fn concurrent_migrations_all_succeed_and_apply_each_version_once() {
 #[actix_rt::test]
 async fn start_on_an_unmigrated_schema_fails_with_not_migrated() {
     let schema = fresh_schema();
-    let err = pglane::Engine::builder(database_url())
-        .schema(schema.clone())
-        .register::<Probe>()
-        .start()
-        .await
-        .err()
-        .expect("start must fail");
+    let err = start_error(&schema).await;
     match err {
         Error::NotMigrated {
             schema: s,
@@ -97,13 +102,7 @@ async fn start_on_an_unmigrated_schema_fails_with_not_migrated() {
         .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
         .await
         .unwrap();
-    let err = pglane::Engine::builder(database_url())
-        .schema(schema.clone())
-        .register::<Probe>()
-        .start()
-        .await
-        .err()
-        .expect("start must fail");
+    let err = start_error(&schema).await;
     assert!(
         matches!(err, Error::NotMigrated { found: 0, .. }),
         "{err:?}"
@@ -139,13 +138,7 @@ async fn a_schema_missing_a_middle_version_is_refused_until_migrated() {
         ))
         .await
         .unwrap();
-    let err = pglane::Engine::builder(database_url())
-        .schema(schema.clone())
-        .register::<Probe>()
-        .start()
-        .await
-        .err()
-        .expect("start must fail");
+    let err = start_error(&schema).await;
     assert!(matches!(err, Error::NotMigrated { .. }), "{err:?}");
     assert_eq!(pglane::migrate(database_url(), &schema).await.unwrap(), [3]);
     assert_eq!(versions(&schema).await, migration_versions());

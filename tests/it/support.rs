@@ -57,6 +57,18 @@ impl TestDb {
         }
     }
 
+    /// A started engine with test timings that runs `Probe` jobs whose events nobody
+    /// reads: for tests that drive the engine's doors (enqueue, cancel, flows), not
+    /// its handlers.
+    pub async fn probe_engine(&self) -> Engine {
+        self.engine()
+            .register::<Probe>()
+            .data(Events::new().sender())
+            .start()
+            .await
+            .unwrap()
+    }
+
     /// An engine builder on this schema with test timings: fast polls, short leases and
     /// backoffs, so failure paths finish in well under a second.
     pub fn engine(&self) -> EngineBuilder {

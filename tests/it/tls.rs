@@ -15,7 +15,7 @@ use rcgen::{
 };
 use tokio_postgres::Client;
 
-use crate::faults::{connect_retry, private_server_with, terminate};
+use crate::faults::{connect_retry, flip_read_only, private_server_with, terminate};
 use crate::support::*;
 
 /// Where the client finds its files, and the server's port.
@@ -308,31 +308,16 @@ async fn an_engine_runs_over_verify_full_through_a_listener_kill_and_a_read_only
     assert_eq!(events.next(Duration::from_secs(5)).await.id, second);
 
     // A read-only flip (a demoted primary): noticed by the health check, then recovered.
-    let flip = |on: bool| {
-        let admin = &t.admin;
-        async move {
-            let set = if on {
-                "ALTER SYSTEM SET default_transaction_read_only = on"
-            } else {
-                "ALTER SYSTEM RESET default_transaction_read_only"
-            };
-            admin.batch_execute(set).await.unwrap();
-            admin
-                .batch_execute("SELECT pg_reload_conf()")
-                .await
-                .unwrap();
-        }
-    };
     t.admin
         .batch_execute("SET default_transaction_read_only = off")
         .await
         .unwrap();
-    flip(true).await;
+    flip_read_only(&t.admin, true).await;
     wait_stats(&engine, "the flip noticed", Duration::from_secs(10), |s| {
         !s.database.available && s.listener.mode == ListenerMode::PollOnly
     })
     .await;
-    flip(false).await;
+    flip_read_only(&t.admin, false).await;
     let s = wait_stats(&engine, "recovery", Duration::from_secs(15), |s| {
         s.database.available && s.listener.mode == ListenerMode::Notify
     })

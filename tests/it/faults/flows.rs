@@ -52,13 +52,7 @@ async fn fan_out_fan_in_of_1000_runs_in_dependency_order_on_two_workers() {
     create_ledger(&db.client, &db.schema).await;
     let a = Worker::start(&spec(&db, &worker_id("flow-a"), "normal", 4)).await;
     let b = Worker::start(&spec(&db, &worker_id("flow-b"), "normal", 4)).await;
-    let engine = db
-        .engine()
-        .register::<Probe>()
-        .data(Events::new().sender())
-        .start()
-        .await
-        .unwrap();
+    let engine = db.probe_engine().await;
     // Listed sink first: the flow is ordered for us.
     let mids = 998;
     let mut sink = FlowJob::new("sink", Enqueue::new(Fault {}));

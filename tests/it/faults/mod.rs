@@ -116,3 +116,19 @@ pub fn bound(d: Duration) -> Duration {
         d
     }
 }
+
+/// Flips the server to read-only (or back), as a demoted primary behaves: `ALTER SYSTEM`
+/// (not allowed in a transaction block, so a statement of its own) and a
+/// configuration reload.
+pub async fn flip_read_only(admin: &Client, on: bool) {
+    let set = if on {
+        "ALTER SYSTEM SET default_transaction_read_only = on"
+    } else {
+        "ALTER SYSTEM RESET default_transaction_read_only"
+    };
+    admin.batch_execute(set).await.unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+}

@@ -11,21 +11,6 @@ use pglane::ListenerMode;
 use super::*;
 use crate::support::*;
 
-/// `ALTER SYSTEM` (not allowed in a transaction block, so a statement of its own) and a
-/// configuration reload.
-async fn flip_read_only(admin: &Client, on: bool) {
-    let set = if on {
-        "ALTER SYSTEM SET default_transaction_read_only = on"
-    } else {
-        "ALTER SYSTEM RESET default_transaction_read_only"
-    };
-    admin.batch_execute(set).await.unwrap();
-    admin
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
-}
-
 #[actix_rt::test]
 async fn read_only_flip_charges_nothing_and_recycles_every_connection() {
     let pg = private_server(&[]).await;

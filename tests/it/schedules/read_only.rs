@@ -7,21 +7,8 @@ use std::time::Duration;
 use pglane::{Enqueue, Missed, Schedule};
 
 use super::{assert_once_per_tick, Tick};
-use crate::faults::private_server;
+use crate::faults::{flip_read_only, private_server};
 use crate::support::*;
-
-async fn set_read_only(db: &TestDb, on: bool) {
-    let set = if on {
-        "ALTER SYSTEM SET default_transaction_read_only = on"
-    } else {
-        "ALTER SYSTEM RESET default_transaction_read_only"
-    };
-    db.client.batch_execute(set).await.unwrap();
-    db.client
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
-}
 
 async fn db_now(db: &TestDb) -> f64 {
     db.query("SELECT extract(epoch FROM clock_timestamp())::float8")
@@ -61,7 +48,7 @@ async fn ticks_missed_while_read_only_are_caught_up_by_policy_once_writable() {
         .unwrap();
     db.wait_count("state = 'completed'", 2, Duration::from_secs(10))
         .await;
-    set_read_only(&db, true).await;
+    flip_read_only(&db.client, true).await;
     let flipped = db_now(&db).await;
     wait_stats(
         &engine,
@@ -73,7 +60,7 @@ async fn ticks_missed_while_read_only_are_caught_up_by_policy_once_writable() {
     while db_now(&db).await < flipped + 6.0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    set_read_only(&db, false).await;
+    flip_read_only(&db.client, false).await;
     let back = db_now(&db).await;
     wait_for(
         "ticks after the flip back",
